@@ -1,0 +1,1 @@
+"""Settings modules: base (shared, env-driven), dev, test, production."""

@@ -1,0 +1,28 @@
+"""Production: everything secret or host-specific is required from the environment; `check --deploy` clean."""
+
+from .base import *  # noqa: F403
+from .base import env, env_bool, env_int
+
+DEBUG = False
+BILLING_TEST_CLOCK = False
+
+SECRET_KEY = env("DJANGO_SECRET_KEY")
+if not SECRET_KEY or SECRET_KEY.startswith("dev-only"):
+    raise RuntimeError("Set DJANGO_SECRET_KEY to a long random value in production")
+
+IAMPORT_API_URL = env("IAMPORT_API_URL", "https://api.iamport.kr")
+IAMPORT_SDK_URL = env("IAMPORT_SDK_URL", "https://cdn.iamport.kr/v1/iamport.js")
+IAMPORT_SANDBOX_URL = None
+IAMPORT_INCLUDE_SANDBOX = env_bool("IAMPORT_INCLUDE_SANDBOX", False)
+
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SESSION_COOKIE_SECURE = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SECURE = True
+X_FRAME_OPTIONS = "DENY"

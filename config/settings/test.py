@@ -1,0 +1,9 @@
+"""pytest: the same PostgreSQL rule as dev (DATABASE_URL or embedded), fast hashing, in-memory email."""
+
+from .base import *  # noqa: F403
+
+DEBUG = False
+BILLING_TEST_CLOCK = True
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+IAMPORT_READ_TIMEOUT = 5.0

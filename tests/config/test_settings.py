@@ -1,0 +1,45 @@
+"""Settings rules that protect production: PostgreSQL only, secrets from the environment, deploy checks."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(args, **env):
+    full_env = {**os.environ, **env}
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_settings_refuse_a_non_postgres_database_url():
+    result = _run(["manage.py", "check"], DATABASE_URL="sqlite:///tmp/x.sqlite3")
+
+    assert result.returncode != 0
+    assert "PostgreSQL" in result.stderr
+
+
+def test_production_settings_refuse_to_start_without_a_secret_key():
+    result = _run(
+        ["manage.py", "check"],
+        DJANGO_SETTINGS_MODULE="config.settings.production",
+        DJANGO_SECRET_KEY="",
+    )
+
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY" in result.stderr
+
+
+def test_check_deploy_is_clean_with_production_settings():
+    result = _run(
+        ["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        DJANGO_SETTINGS_MODULE="config.settings.production",
+        DJANGO_SECRET_KEY="a-long-random-production-secret-" + "x" * 40,
+        DJANGO_ALLOWED_HOSTS="billing.example.com",
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
