@@ -55,7 +55,7 @@ INTERVALS: frozenset[str] = frozenset(_DAYS_PER_UNIT) | frozenset(_MONTHS_PER_UN
 
 @dataclass(frozen=True)
 class Period:
-    """One billing period: ``index`` counts from 0 at the anchor; ``start`` inclusive, ``end`` exclusive (KST)."""
+    """One billing period: ``index`` counts from 0 at the anchor; ``start`` inclusive, ``end`` exclusive."""
 
     index: int
     start: datetime
@@ -76,7 +76,9 @@ def period_start(anchor: datetime, *, interval: Interval, count: int, index: int
     return _start(anchor.astimezone(KST), interval, count, index)
 
 
-def period_bounds(anchor: datetime, *, interval: Interval, count: int, index: int) -> tuple[datetime, datetime]:
+def period_bounds(
+    anchor: datetime, *, interval: Interval, count: int, index: int
+) -> tuple[datetime, datetime]:
     """``(start, end)`` of period ``index`` in KST; ``end`` is the next period's start (exclusive)."""
     start = period_start(anchor, interval=interval, count=count, index=index)
     return start, _start(anchor.astimezone(KST), interval, count, index + 1)

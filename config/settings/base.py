@@ -210,3 +210,27 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Billing ------------------------------------------------------------------------------------
+# Prefix of every merchant_uid/customer_uid we generate, so ids never collide with another app on the account.
+BILLING_UID_PREFIX = env("BILLING_UID_PREFIX", "kb")
+# "again": our beat sweeps charge due invoices with /subscribe/payments/again. "schedule": Iamport charges
+# pre-registered schedules (/subscribe/payments/schedule) and tells us by webhook.
+BILLING_STRATEGY = env("BILLING_STRATEGY", "again")
+# Soft declines retry this many days after the FIRST failure; then the final action.
+BILLING_DUNNING_SOFT_RETRY_DAYS = [int(x) for x in env_list("BILLING_DUNNING_SOFT_RETRY_DAYS", "1,3,5,10,14")]
+# Gateway errors (Iamport or the PG unreachable) get quick retries, in minutes, before the soft schedule applies.
+BILLING_DUNNING_GATEWAY_RETRY_MINUTES = [
+    int(x) for x in env_list("BILLING_DUNNING_GATEWAY_RETRY_MINUTES", "5,30,120")
+]
+# What happens when dunning gives up: "cancel" the subscription, or mark it "unpaid" (kept, no access).
+BILLING_DUNNING_FINAL_ACTION = env("BILLING_DUNNING_FINAL_ACTION", "cancel")
+# A PENDING attempt older than this is looked up by the janitor (a worker died between record and answer).
+BILLING_RECONCILE_PENDING_AFTER_SECONDS = env_int("BILLING_RECONCILE_PENDING_AFTER_SECONDS", 180)
+# An attempt that Iamport has no record of this long after it was made never reached the PG: FAILED.
+BILLING_RECONCILE_NOT_FOUND_AFTER_SECONDS = env_int("BILLING_RECONCILE_NOT_FOUND_AFTER_SECONDS", 600)
+BILLING_INCOMPLETE_EXPIRY_HOURS = env_int("BILLING_INCOMPLETE_EXPIRY_HOURS", 23)
+BILLING_TRIAL_NOTICE_DAYS = env_int("BILLING_TRIAL_NOTICE_DAYS", 3)
+# Webhooks: only Iamport's documented source IPs are accepted when the allow-list is on (production).
+IAMPORT_WEBHOOK_IP_ALLOWLIST_ENABLED = env_bool("IAMPORT_WEBHOOK_IP_ALLOWLIST_ENABLED", False)
+IAMPORT_WEBHOOK_IPS = env_list("IAMPORT_WEBHOOK_IPS", "52.78.100.19,52.78.48.223,52.78.5.241")

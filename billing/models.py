@@ -1,0 +1,328 @@
+"""Billing's records: customers, billing keys, invoices, payment attempts, refunds, webhook events, audit log.
+
+Money is an `int` of won in a positive big-integer column guarded by a CheckConstraint. The database itself
+enforces the promises the services make: one paid attempt per invoice, one unsettled attempt per invoice,
+unique merchant_uid / imp_uid / customer_uid, one default card per customer.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+
+class Customer(models.Model):
+    """The paying party. One per user."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="customer")
+    email = models.EmailField(blank=True)
+    name = models.CharField(max_length=100, blank=True)
+    # Credit carried from an interval change whose unused time exceeded the new price; spent on the next invoices.
+    credit_balance = models.PositiveBigIntegerField(default=0)
+    preferred_language = models.CharField(max_length=8, default="ko")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("customer")
+        verbose_name_plural = _("customers")
+
+    def __str__(self) -> str:
+        return self.email or f"customer {self.pk}"
+
+
+class CardRegistration(models.Model):
+    """A customer_uid the server issued to one customer, waiting for the browser SDK to bind a card to it.
+
+    The browser's word is never enough: the registration is confirmed only after Iamport itself reports a
+    billing key under this customer_uid. A customer_uid that is not here for this customer is refused.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("pending")
+        CONFIRMED = "confirmed", _("confirmed")
+        FAILED = "failed", _("failed")
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="card_registrations")
+    customer_uid = models.CharField(max_length=80, unique=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    failure_reason = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField()
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("card registration")
+
+
+class BillingKey(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("active")
+        DELETED = "deleted", _("deleted")
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="billing_keys")
+    customer_uid = models.CharField(max_length=80, unique=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    is_default = models.BooleanField(default=False)
+    card_name = models.CharField(max_length=64, blank=True)
+    card_number_masked = models.CharField(max_length=32, blank=True)
+    card_code = models.CharField(max_length=16, blank=True)
+    card_type = models.SmallIntegerField(null=True, blank=True)
+    pg_provider = models.CharField(max_length=32, blank=True)
+    pg_id = models.CharField(max_length=80, blank=True)
+    sandbox = models.BooleanField(default=False)
+    created_at = models.DateTimeField()
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("billing key")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer"],
+                condition=Q(is_default=True, status="active"),
+                name="billing_key_one_default_per_customer",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.card_name} {self.card_number_masked}".strip() or self.customer_uid
+
+
+class InvoiceNumberSequence(models.Model):
+    """Gapless invoice numbers per year: the row is locked while a number is taken inside the finalizing
+    transaction, so a rolled-back finalization never burns a number."""
+
+    year = models.PositiveIntegerField(primary_key=True)
+    last_number = models.PositiveIntegerField(default=0)
+
+
+class Invoice(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("draft")
+        OPEN = "open", _("open")
+        PAID = "paid", _("paid")
+        VOID = "void", _("void")
+        UNCOLLECTIBLE = "uncollectible", _("uncollectible")
+
+    class Kind(models.TextChoices):
+        SUBSCRIPTION_CREATE = "subscription_create", _("new subscription")
+        RENEWAL = "renewal", _("renewal")
+        PLAN_CHANGE = "plan_change", _("plan change")
+
+    class DeclineClass(models.TextChoices):
+        SOFT = "soft", _("soft decline")
+        HARD = "hard", _("hard decline")
+        GATEWAY = "gateway", _("gateway error")
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invoices")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    number = models.CharField(max_length=32, unique=True, null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    currency = models.CharField(max_length=3, default="KRW")
+    description = models.CharField(max_length=40)  # sent to Iamport as `name` (≤40 chars)
+    period_start = models.DateTimeField(null=True, blank=True)
+    period_end = models.DateTimeField(null=True, blank=True)
+    # Fixed at finalization: what the customer owes, VAT included, and its parts (supply + vat + tax_free == total).
+    total = models.PositiveBigIntegerField(default=0)
+    supply_amount = models.PositiveBigIntegerField(default=0)
+    vat_amount = models.PositiveBigIntegerField(default=0)
+    tax_free_amount = models.PositiveBigIntegerField(default=0)
+    credit_applied = models.PositiveBigIntegerField(default=0)
+    # Dunning state, owned by subscriptions.dunning: attempts so far and when the next one is due.
+    attempt_count = models.PositiveIntegerField(default=0)
+    first_failed_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_decline_class = models.CharField(max_length=16, choices=DeclineClass.choices, blank=True)
+    last_failure_reason = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField()
+    finalized_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    voided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("invoice")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(total=models.F("supply_amount") + models.F("vat_amount") + models.F("tax_free_amount")),
+                name="invoice_parts_sum_to_total",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status__in=["open", "paid", "uncollectible"]) | Q(number__isnull=False),
+                name="invoice_finalized_has_number",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"], condition=Q(status="open"), name="invoice_open_next_attempt_idx"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.number or f"draft #{self.pk}"
+
+
+class InvoiceLine(models.Model):
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    description = models.CharField(max_length=255)
+    amount = models.BigIntegerField()  # a credit line is negative
+    tax_free_amount = models.BigIntegerField(default=0)
+    period_start = models.DateTimeField(null=True, blank=True)
+    period_end = models.DateTimeField(null=True, blank=True)
+    # The machine-readable explanation (e.g. proration days, rates, rounding) rendered by templates.
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+
+class PaymentAttempt(models.Model):
+    """One request to charge an invoice, recorded BEFORE the gateway is called.
+
+    PENDING -> SUCCEEDED | FAILED | UNKNOWN; UNKNOWN -> SUCCEEDED | FAILED, moved only by reconciliation
+    (janitor or a verified webhook). A retry is a new attempt with a new merchant_uid.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("pending")
+        SUCCEEDED = "succeeded", _("succeeded")
+        FAILED = "failed", _("failed")
+        UNKNOWN = "unknown", _("unknown")
+
+    class Via(models.TextChoices):
+        AGAIN = "again", _("charge now")
+        SCHEDULE = "schedule", _("scheduled charge")
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="attempts")
+    merchant_uid = models.CharField(max_length=40, unique=True)
+    customer_uid = models.CharField(max_length=80)
+    via = models.CharField(max_length=16, choices=Via.choices, default=Via.AGAIN)
+    amount = models.PositiveBigIntegerField()
+    tax_free_amount = models.PositiveBigIntegerField(default=0)
+    vat_amount = models.PositiveBigIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    imp_uid = models.CharField(max_length=32, unique=True, null=True, blank=True)
+    decline_class = models.CharField(max_length=16, choices=Invoice.DeclineClass.choices, blank=True)
+    failure_code = models.CharField(max_length=32, blank=True)
+    failure_reason = models.CharField(max_length=255, blank=True)
+    card_name = models.CharField(max_length=64, blank=True)
+    card_number_masked = models.CharField(max_length=32, blank=True)
+    receipt_url = models.URLField(max_length=500, blank=True)
+    pg_tid = models.CharField(max_length=64, blank=True)
+    scheduled_for = models.DateTimeField(null=True, blank=True)
+    # Set when the gateway reported a different amount than we asked for: never booked as paid.
+    flagged_reason = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField()
+    settled_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("payment attempt")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["invoice"], condition=Q(status="succeeded"), name="attempt_one_success_per_invoice"
+            ),
+            models.UniqueConstraint(
+                fields=["invoice"],
+                condition=Q(status__in=["pending", "unknown"]),
+                name="attempt_one_unsettled_per_invoice",
+            ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="attempt_amount_positive"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["created_at"], condition=Q(status__in=["pending", "unknown"]), name="attempt_unsettled_idx"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.merchant_uid
+
+    @property
+    def is_unsettled(self) -> bool:
+        return self.status in (self.Status.PENDING, self.Status.UNKNOWN)
+
+
+class Refund(models.Model):
+    """A ledger row per refund request. Refundable balance = attempt amount - succeeded and in-flight refunds."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("pending")
+        SUCCEEDED = "succeeded", _("succeeded")
+        FAILED = "failed", _("failed")
+        UNKNOWN = "unknown", _("unknown")
+
+    attempt = models.ForeignKey(PaymentAttempt, on_delete=models.PROTECT, related_name="refunds")
+    amount = models.PositiveBigIntegerField()
+    tax_free_amount = models.PositiveBigIntegerField(default=0)
+    vat_amount = models.PositiveBigIntegerField(default=0)
+    reason = models.CharField(max_length=255)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    cancellation_id = models.CharField(max_length=64, blank=True)
+    failure_reason = models.CharField(max_length=255, blank=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
+    created_at = models.DateTimeField()
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("refund")
+        ordering = ["-created_at", "-id"]
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive")]
+
+
+class WebhookEvent(models.Model):
+    class State(models.TextChoices):
+        RECEIVED = "received", _("received")
+        PROCESSED = "processed", _("processed")
+        IGNORED = "ignored", _("ignored")
+        FLAGGED = "flagged", _("flagged for an operator")
+        FAILED = "failed", _("failed, will retry")
+
+    received_at = models.DateTimeField()
+    source_ip = models.GenericIPAddressField(null=True, blank=True)
+    content_type = models.CharField(max_length=100, blank=True)
+    headers = models.JSONField(default=dict)
+    raw_body = models.TextField()
+    imp_uid = models.CharField(max_length=32, blank=True, db_index=True)
+    merchant_uid = models.CharField(max_length=40, blank=True, db_index=True)
+    status = models.CharField(max_length=16, blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.RECEIVED)
+    result = models.CharField(max_length=255, blank=True)
+    process_count = models.PositiveIntegerField(default=0)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("webhook event")
+        ordering = ["-received_at", "-id"]
+
+
+class AuditLog(models.Model):
+    """Every change of money or status, with who did it and why. Append-only."""
+
+    at = models.DateTimeField(db_index=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    actor_label = models.CharField(max_length=64)  # "system", "janitor", "webhook", "admin:alice", ...
+    action = models.CharField(max_length=64)
+    object_type = models.CharField(max_length=64)
+    object_id = models.CharField(max_length=64)
+    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    amount = models.BigIntegerField(null=True, blank=True)
+    from_status = models.CharField(max_length=32, blank=True)
+    to_status = models.CharField(max_length=32, blank=True)
+    reason = models.CharField(max_length=255, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("audit log entry")
+        verbose_name_plural = _("audit log")
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["object_type", "object_id"])]
+
+
+class ClockOffset(models.Model):
+    """The test clock (dev and test only): how far the app's clock runs ahead of real time. One row."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    offset_seconds = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)

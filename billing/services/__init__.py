@@ -1,0 +1,1 @@
+"""Billing's write operations. Each takes keyword-only arguments and `now=` where time matters."""

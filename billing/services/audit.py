@@ -1,0 +1,41 @@
+"""The audit log: one append-only row for every money or status change."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from billing.models import AuditLog, Customer
+
+
+def audit_record(
+    *,
+    at: dt.datetime,
+    action: str,
+    obj,
+    actor=None,
+    actor_label: str = "system",
+    customer: Customer | None = None,
+    amount: int | None = None,
+    from_status: str = "",
+    to_status: str = "",
+    reason: str = "",
+    data: dict | None = None,
+) -> AuditLog:
+    if actor is not None and getattr(actor, "is_authenticated", False):
+        actor_label = f"user:{actor.get_username()}"
+    else:
+        actor = None
+    return AuditLog.objects.create(
+        at=at,
+        actor=actor,
+        actor_label=actor_label,
+        action=action,
+        object_type=obj._meta.label_lower,
+        object_id=str(obj.pk),
+        customer=customer,
+        amount=amount,
+        from_status=from_status or "",
+        to_status=to_status or "",
+        reason=(reason or "")[:255],
+        data=data or {},
+    )

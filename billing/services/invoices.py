@@ -1,0 +1,165 @@
+"""Invoices: drafted with lines, finalized with a gapless number per year and fixed VAT parts, then paid,
+voided or written off. Status only moves forward: draft -> open -> paid | void | uncollectible."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from django.db import transaction
+
+from billing import signals
+from billing.errors import InvoiceNotPayableError
+from billing.models import Customer, Invoice, InvoiceLine, InvoiceNumberSequence
+from billing.money import split_vat
+from billing.services.audit import audit_record
+
+KST = ZoneInfo("Asia/Seoul")
+
+
+@dataclass(frozen=True)
+class LineSpec:
+    description: str
+    amount: int
+    tax_free_amount: int = 0
+    period_start: dt.datetime | None = None
+    period_end: dt.datetime | None = None
+    details: dict = field(default_factory=dict)
+
+
+def invoice_create(
+    *,
+    customer: Customer,
+    kind: str,
+    description: str,
+    lines: Sequence[LineSpec],
+    now: dt.datetime,
+    period_start: dt.datetime | None = None,
+    period_end: dt.datetime | None = None,
+) -> Invoice:
+    """A draft invoice with its lines. Must run inside the caller's transaction."""
+    invoice = Invoice.objects.create(
+        customer=customer,
+        kind=kind,
+        description=description[:40],
+        period_start=period_start,
+        period_end=period_end,
+        created_at=now,
+    )
+    InvoiceLine.objects.bulk_create(
+        InvoiceLine(
+            invoice=invoice,
+            description=line.description[:255],
+            amount=line.amount,
+            tax_free_amount=line.tax_free_amount,
+            period_start=line.period_start,
+            period_end=line.period_end,
+            details=line.details,
+        )
+        for line in lines
+    )
+    return invoice
+
+
+def _next_number(year: int) -> str:
+    InvoiceNumberSequence.objects.get_or_create(year=year)
+    sequence = InvoiceNumberSequence.objects.select_for_update().get(year=year)
+    sequence.last_number += 1
+    sequence.save(update_fields=["last_number"])
+    return f"{year}-{sequence.last_number:06d}"
+
+
+def invoice_finalize(*, invoice: Invoice, now: dt.datetime) -> Invoice:
+    """Open the invoice: fix its total and VAT parts and give it the next number of its KST year.
+    An invoice that comes to 0 won (e.g. covered by credit) is paid at once and `invoice_paid` is sent.
+
+    Credit on the customer's balance is applied here, as a line.
+    Must run inside the caller's transaction (the number sequence row stays locked until it commits).
+    """
+    if invoice.status != Invoice.Status.DRAFT:
+        raise InvoiceNotPayableError()
+    lines = list(invoice.lines.all())
+    total = sum(line.amount for line in lines)
+    tax_free = sum(line.tax_free_amount for line in lines)
+    customer = Customer.objects.select_for_update().get(pk=invoice.customer_id)
+    credit = min(customer.credit_balance, total)
+    if credit:
+        # Credit reduces the taxable part first; a tax-free part cannot exceed what is left to pay.
+        InvoiceLine.objects.create(invoice=invoice, description="Credit applied / 크레딧 차감", amount=-credit)
+        total -= credit
+        tax_free = min(tax_free, total)
+        Customer.objects.filter(pk=customer.pk).update(credit_balance=customer.credit_balance - credit)
+    split = split_vat(total, tax_free)
+    invoice.total = split.total
+    invoice.supply_amount = split.supply
+    invoice.vat_amount = split.vat
+    invoice.tax_free_amount = split.tax_free
+    invoice.credit_applied = credit
+    invoice.number = _next_number(now.astimezone(KST).year)
+    invoice.finalized_at = now
+    if invoice.total == 0:
+        invoice.status = Invoice.Status.PAID
+        invoice.paid_at = now
+    else:
+        invoice.status = Invoice.Status.OPEN
+    invoice.save()
+    audit_record(
+        at=now,
+        action="invoice.finalized",
+        obj=invoice,
+        customer=invoice.customer,
+        amount=invoice.total,
+        from_status="draft",
+        to_status=invoice.status,
+        data={"number": invoice.number, "credit_applied": credit},
+    )
+    if invoice.status == Invoice.Status.PAID:
+        signals.invoice_paid.send(sender=Invoice, invoice=invoice, attempt=None, now=now)
+    return invoice
+
+
+def invoice_void(*, invoice: Invoice, now: dt.datetime, reason: str, actor=None) -> Invoice:
+    """Void an open (or draft) invoice that has no unsettled or succeeded attempt."""
+    with transaction.atomic():
+        invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+        if invoice.status not in (Invoice.Status.DRAFT, Invoice.Status.OPEN):
+            return invoice
+        if invoice.attempts.filter(status__in=["pending", "unknown", "succeeded"]).exists():
+            raise InvoiceNotPayableError()
+        previous = invoice.status
+        invoice.status = Invoice.Status.VOID
+        invoice.voided_at = now
+        invoice.next_attempt_at = None
+        invoice.save(update_fields=["status", "voided_at", "next_attempt_at"])
+        audit_record(
+            at=now,
+            action="invoice.voided",
+            obj=invoice,
+            actor=actor,
+            customer=invoice.customer,
+            amount=invoice.total,
+            from_status=previous,
+            to_status=invoice.status,
+            reason=reason,
+        )
+    return invoice
+
+
+def invoice_mark_uncollectible(*, invoice: Invoice, now: dt.datetime, reason: str) -> Invoice:
+    if invoice.status != Invoice.Status.OPEN:
+        return invoice
+    Invoice.objects.filter(pk=invoice.pk).update(status=Invoice.Status.UNCOLLECTIBLE, next_attempt_at=None)
+    audit_record(
+        at=now,
+        action="invoice.uncollectible",
+        obj=invoice,
+        customer=invoice.customer,
+        amount=invoice.total,
+        from_status="open",
+        to_status="uncollectible",
+        reason=reason,
+    )
+    invoice.refresh_from_db()
+    return invoice

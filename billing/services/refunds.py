@@ -1,0 +1,196 @@
+"""Refunds: a ledger of rows against a succeeded attempt, guarded by Iamport's `checksum`.
+
+`refund_create` locks the attempt, refuses anything above the refundable balance (succeeded and in-flight
+refunds count), records a PENDING row, then calls /payments/cancel OUTSIDE the transaction with
+`checksum` = the balance Iamport should hold before this cancel, so a refund our ledger missed makes Iamport
+refuse instead of refunding twice. One refund per attempt is in flight at a time, so concurrent admins can
+never exceed the paid amount. Totals are always derived from the rows, never stored twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from django.db import transaction
+from django.db.models import Q, Sum
+from django.utils.translation import gettext as _
+
+from billing.errors import (
+    GatewayUnavailableError,
+    PaymentInProgressError,
+    RefundExceedsBalanceError,
+    RefundFailedError,
+    RefundNotAllowedError,
+)
+from billing.gateway.base import GatewayPayment
+from billing.gateway.errors import GatewayError, GatewayRejected, GatewayTimeout, GatewayUnavailable
+from billing.models import PaymentAttempt, Refund
+from billing.money import split_refund
+from billing.services.audit import audit_record
+from billing.services.gateway import get_gateway
+
+logger = logging.getLogger(__name__)
+
+IN_FLIGHT = (Refund.Status.PENDING, Refund.Status.UNKNOWN)
+
+
+def refund_totals(attempt: PaymentAttempt) -> dict[str, int]:
+    sums = attempt.refunds.aggregate(
+        refunded=Sum("amount", filter=Q(status=Refund.Status.SUCCEEDED), default=0),
+        refunded_tax_free=Sum("tax_free_amount", filter=Q(status=Refund.Status.SUCCEEDED), default=0),
+        in_flight=Sum("amount", filter=Q(status__in=IN_FLIGHT), default=0),
+    )
+    sums["refundable"] = attempt.amount - sums["refunded"] - sums["in_flight"]
+    return sums
+
+
+def refund_create(
+    *, attempt_id: int, amount: int | None, reason: str, now: dt.datetime, actor=None, gateway=None
+) -> Refund:
+    """Refund `amount` won (None = everything still refundable). Raises ApplicationError subclasses."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise RefundFailedError(_("Give a reason for the refund."), field="reason")
+    with transaction.atomic():
+        attempt = PaymentAttempt.objects.select_for_update().select_related("invoice").get(pk=attempt_id)
+        if attempt.status != PaymentAttempt.Status.SUCCEEDED or not attempt.imp_uid:
+            raise RefundNotAllowedError()
+        totals = refund_totals(attempt)
+        if totals["in_flight"]:
+            raise PaymentInProgressError(_("Another refund of this payment is still being processed."))
+        refundable = totals["refundable"]
+        amount = refundable if amount is None else amount
+        if amount <= 0:
+            raise RefundExceedsBalanceError(_("Enter an amount above 0 won."), refundable=refundable)
+        if amount > refundable:
+            raise RefundExceedsBalanceError(
+                _("At most %(refundable)s won can still be refunded.") % {"refundable": f"{refundable:,}"},
+                refundable=refundable,
+            )
+        split = split_refund(
+            refund_amount=amount,
+            paid_total=attempt.amount,
+            paid_tax_free=attempt.tax_free_amount,
+            already_refunded=totals["refunded"],
+            already_refunded_tax_free=totals["refunded_tax_free"],
+        )
+        refund = Refund.objects.create(
+            attempt=attempt,
+            amount=amount,
+            tax_free_amount=split.tax_free,
+            vat_amount=split.vat,
+            reason=reason[:255],
+            actor=actor if getattr(actor, "is_authenticated", False) else None,
+            created_at=now,
+        )
+        checksum = attempt.amount - totals["refunded"]
+        audit_record(at=now, action="refund.requested", obj=refund, actor=actor, customer=attempt.invoice.customer,
+                     amount=amount, to_status="pending", reason=reason,
+                     data={"attempt": attempt.merchant_uid, "checksum": checksum})
+
+    gateway = gateway or get_gateway()
+    try:
+        payment = gateway.cancel_payment(
+            imp_uid=attempt.imp_uid,
+            amount=amount,
+            checksum=checksum,
+            reason=reason[:255],
+            tax_free=split.tax_free,
+            vat_amount=split.vat,
+        )
+    except GatewayRejected as exc:
+        _settle(refund, now, Refund.Status.FAILED, actor, failure=exc.message or "")
+        raise RefundFailedError(
+            _("Iamport refused the refund: %(message)s") % {"message": exc.message or exc.code}
+        ) from exc
+    except (GatewayTimeout, GatewayUnavailable) as exc:
+        maybe = isinstance(exc, GatewayTimeout) or exc.maybe_processed
+        _settle(refund, now, Refund.Status.UNKNOWN if maybe else Refund.Status.FAILED, actor, failure=str(exc))
+        if maybe:
+            return refund_reconcile(refund_id=refund.pk, now=now, gateway=gateway, raise_if_unknown=True)
+        raise GatewayUnavailableError() from exc
+    except GatewayError as exc:
+        _settle(refund, now, Refund.Status.FAILED, actor, failure=str(exc))
+        raise GatewayUnavailableError() from exc
+    return _settle(refund, now, Refund.Status.SUCCEEDED, actor, cancellation_id=_cancellation_id(payment, amount))
+
+
+def _cancellation_id(payment: GatewayPayment, amount: int) -> str:
+    matching = [c for c in payment.cancel_history if c.amount == amount]
+    latest = max(matching or payment.cancel_history, key=lambda c: c.cancelled_at or 0, default=None)
+    return (latest.cancellation_id or "") if latest else ""
+
+
+def _settle(refund, now, status, actor=None, *, failure: str = "", cancellation_id: str = "", label="system"):
+    with transaction.atomic():
+        refund = Refund.objects.select_for_update().select_related("attempt__invoice").get(pk=refund.pk)
+        if refund.status not in IN_FLIGHT:
+            return refund
+        previous = refund.status
+        refund.status = status
+        refund.failure_reason = failure[:255]
+        if cancellation_id:
+            refund.cancellation_id = cancellation_id[:64]
+        if status != Refund.Status.UNKNOWN:
+            refund.settled_at = now
+        refund.save()
+        audit_record(at=now, action=f"refund.{status}", obj=refund, actor=actor, actor_label=label,
+                     customer=refund.attempt.invoice.customer, amount=refund.amount, from_status=previous,
+                     to_status=status, reason=failure or refund.reason)
+    return refund
+
+
+def refund_reconcile(*, refund_id: int, now: dt.datetime, gateway=None, raise_if_unknown=False) -> Refund:
+    """Settle an UNKNOWN refund: Iamport's cancel_amount tells whether our refund went through."""
+    refund = Refund.objects.select_related("attempt").get(pk=refund_id)
+    if refund.status != Refund.Status.UNKNOWN:
+        return refund
+    gateway = gateway or get_gateway()
+    try:
+        payment = gateway.get_payment(imp_uid=refund.attempt.imp_uid)
+    except GatewayError:
+        payment = None
+    if payment is not None:
+        others = refund.attempt.refunds.filter(status=Refund.Status.SUCCEEDED).exclude(pk=refund.pk)
+        known = others.aggregate(total=Sum("amount", default=0))["total"]
+        if payment.cancel_amount >= known + refund.amount:
+            return _settle(refund, now, Refund.Status.SUCCEEDED, label="janitor",
+                           cancellation_id=_cancellation_id(payment, refund.amount))
+        if payment.cancel_amount == known:
+            return _settle(refund, now, Refund.Status.FAILED, label="janitor",
+                           failure="Iamport shows no refund for this request")
+    if raise_if_unknown:
+        from billing.errors import PaymentPendingError
+
+        raise PaymentPendingError(_("The refund was sent but Iamport has not confirmed it yet."))
+    return refund
+
+
+def refunds_sync_from_gateway(*, attempt: PaymentAttempt, payment: GatewayPayment, now: dt.datetime) -> int:
+    """Record refunds made outside this app (Iamport console) that a webhook or lookup revealed."""
+    if attempt.status != PaymentAttempt.Status.SUCCEEDED:
+        return 0
+    known_ids = set(attempt.refunds.exclude(cancellation_id="").values_list("cancellation_id", flat=True))
+    created = 0
+    for cancel in payment.cancel_history:
+        if not cancel.cancellation_id or cancel.cancellation_id in known_ids:
+            continue
+        with transaction.atomic():
+            locked = PaymentAttempt.objects.select_for_update().get(pk=attempt.pk)
+            totals = refund_totals(locked)
+            if totals["in_flight"] or cancel.amount > totals["refundable"]:
+                continue  # our own in-flight refund: its own settlement records it
+            split = split_refund(refund_amount=cancel.amount, paid_total=locked.amount,
+                                 paid_tax_free=locked.tax_free_amount, already_refunded=totals["refunded"],
+                                 already_refunded_tax_free=totals["refunded_tax_free"])
+            refund = Refund.objects.create(
+                attempt=locked, amount=cancel.amount, tax_free_amount=split.tax_free, vat_amount=split.vat,
+                reason=(cancel.reason or "refunded at Iamport")[:255], status=Refund.Status.SUCCEEDED,
+                cancellation_id=cancel.cancellation_id[:64], created_at=now, settled_at=now,
+            )
+            audit_record(at=now, action="refund.synced", obj=refund, actor_label="webhook",
+                         customer=attempt.invoice.customer, amount=cancel.amount, to_status="succeeded",
+                         reason=refund.reason)
+            created += 1
+    return created

@@ -1,0 +1,15 @@
+"""Signals from billing to the layers above it (billing never imports subscriptions).
+
+Both are sent INSIDE the transaction that settled the attempt, so a receiver's changes (activating a
+subscription, scheduling a dunning retry) commit or roll back together with the payment's state.
+Receivers that send email or enqueue tasks must use transaction.on_commit.
+"""
+
+from django.dispatch import Signal
+
+# invoice, attempt, now
+invoice_paid = Signal()
+# invoice, attempt, now
+invoice_payment_failed = Signal()
+# customer, billing_key, now — a new default card was registered (dunning retries the open invoice at once)
+billing_key_registered = Signal()

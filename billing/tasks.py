@@ -1,0 +1,21 @@
+"""Celery tasks of billing: the reconciliation janitor and webhook processing."""
+
+from celery import shared_task
+
+from billing import clock
+from billing.gateway.errors import GatewayError
+from billing.services.payments import payments_reconcile_unsettled
+from billing.services.webhooks import webhook_process
+
+
+@shared_task(ignore_result=True)
+def payments_reconcile_unsettled_task() -> dict:
+    return payments_reconcile_unsettled(now=clock.now())
+
+
+@shared_task(ignore_result=True, bind=True, max_retries=8, acks_late=True)
+def webhook_process_task(self, event_id: int, reprocess: bool = False) -> None:
+    try:
+        webhook_process(event_id=event_id, now=clock.now(), reprocess=reprocess)
+    except GatewayError as exc:  # Iamport unreachable: the event is kept FAILED and retried with backoff
+        raise self.retry(exc=exc, countdown=min(2**self.request.retries * 5, 600)) from exc

@@ -1,0 +1,35 @@
+"""User-facing errors of the subscriptions layer (see billing.errors.ApplicationError)."""
+
+from django.utils.translation import gettext_lazy as _
+
+from billing.errors import ApplicationError
+
+
+class PlanNotAvailableError(ApplicationError):
+    code = "plan_not_available"
+    status_code = 400
+    default_message = _("This plan is not available.")
+
+
+class AlreadySubscribedError(ApplicationError):
+    code = "already_subscribed"
+    status_code = 409
+    default_message = _("You already have a subscription. Change its plan instead of subscribing again.")
+
+
+class PlanChangeNotAllowedError(ApplicationError):
+    code = "plan_change_not_allowed"
+    status_code = 409
+    default_message = _("The plan cannot be changed right now.")
+
+
+class SubscriptionStateError(ApplicationError):
+    code = "subscription_state"
+    status_code = 409
+    default_message = _("This action is not possible in the subscription's current state.")
+
+
+class PlanImmutableError(ApplicationError):
+    code = "plan_immutable"
+    status_code = 400
+    default_message = _("A plan that has subscribers cannot change its price or interval. Create a new plan.")

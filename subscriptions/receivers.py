@@ -1,0 +1,113 @@
+"""How subscriptions react to billing events. Connected in SubscriptionsConfig.ready().
+
+Receivers run inside the transaction that settled the payment, so "invoice paid" and "subscription
+active" (or "plan changed") commit together, whichever path settled it: the charge itself, the janitor,
+or a webhook.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from django.db import transaction
+from django.dispatch import receiver
+
+from billing import signals
+from billing.models import BillingKey, Customer, Invoice, PaymentAttempt
+from billing.services.audit import audit_record
+from billing.services.invoices import invoice_void
+from subscriptions.models import Subscription, SubscriptionInvoice
+from subscriptions.services.common import set_status
+from subscriptions.services.dunning import dunning_on_failure
+
+logger = logging.getLogger(__name__)
+S = Subscription.Status
+K = SubscriptionInvoice.Kind
+
+
+def _link(invoice: Invoice) -> SubscriptionInvoice | None:
+    return SubscriptionInvoice.objects.select_related("target_plan", "plan").filter(invoice=invoice).first()
+
+
+@receiver(signals.invoice_paid)
+def on_invoice_paid(sender, *, invoice: Invoice, attempt: PaymentAttempt, now: dt.datetime, **kwargs) -> None:
+    link = _link(invoice)
+    if link is None:
+        return
+    sub = Subscription.objects.select_for_update().select_related("plan").get(pk=link.subscription_id)
+    if link.kind in (K.UPGRADE, K.INTERVAL_CHANGE):
+        _apply_plan_change(sub, link, now)
+        return
+    if sub.status in (S.INCOMPLETE, S.TRIALING, S.PAST_DUE, S.UNPAID) and link.period_index >= sub.current_period_index:
+        set_status(sub, S.ACTIVE, now=now, reason=f"invoice {invoice.number} paid")
+        sub.incomplete_expires_at = None
+        # A period that ended while dunning ran is followed at once by the period containing now.
+        sub.next_event_at = sub.current_period_end
+        sub.save()
+
+
+def _apply_plan_change(sub: Subscription, link: SubscriptionInvoice, now: dt.datetime) -> None:
+    audit_record(at=now, action="subscription.plan_changed", obj=sub, customer=sub.customer,
+                 reason=f"{link.kind} paid", data={"from": sub.plan.code, "to": link.target_plan.code})
+    sub.plan = link.target_plan
+    sub.pending_plan = None
+    if link.kind == K.INTERVAL_CHANGE:
+        # A new period starts now, anchored at the change.
+        sub.billing_anchor = link.period_start
+        sub.current_period_index = 0
+        sub.current_period_start = link.period_start
+        sub.current_period_end = link.period_end
+        sub.next_event_at = link.period_end
+    sub.save()
+
+
+@receiver(signals.invoice_payment_failed)
+def on_invoice_payment_failed(
+    sender, *, invoice: Invoice, attempt: PaymentAttempt, now: dt.datetime, **kwargs
+) -> None:
+    link = _link(invoice)
+    if link is None:
+        return
+    sub = Subscription.objects.select_for_update().select_related("plan", "customer").get(pk=link.subscription_id)
+    if link.kind in (K.UPGRADE, K.INTERVAL_CHANGE):
+        # A plan change happens only if its charge succeeds: otherwise nothing changes.
+        invoice_void(invoice=invoice, now=now, reason=f"plan change charge failed: {attempt.failure_reason}")
+        return
+    if sub.status == S.INCOMPLETE:
+        return  # the first charge: the subscriber sees the decline and may try another card; no dunning
+    if sub.status == S.CANCELED:
+        return
+    dunning_on_failure(subscription=sub, invoice=invoice, attempt=attempt, now=now)
+
+
+@receiver(signals.billing_key_registered)
+def on_billing_key_registered(sender, *, customer: Customer, billing_key: BillingKey, now: dt.datetime, **kwargs):
+    """A new card moves the live subscription onto it (never a second subscription) and retries the open
+    invoice at once."""
+    sub = (
+        Subscription.objects.select_for_update()
+        .filter(customer=customer)
+        .exclude(status=S.CANCELED)
+        .first()
+    )
+    if sub is None:
+        return
+    sub.billing_key = billing_key
+    sub.save(update_fields=["billing_key", "updated_at"])
+    open_ids = list(
+        SubscriptionInvoice.objects.filter(
+            subscription=sub, invoice__status=Invoice.Status.OPEN, kind__in=[K.FIRST, K.RENEWAL]
+        ).values_list("invoice_id", flat=True)
+    )
+    if not open_ids:
+        return
+
+    def retry() -> None:
+        from subscriptions.services.dunning import invoice_retry
+
+        for invoice_id in open_ids:
+            invoice_retry(invoice_id=invoice_id, now=now, force=True)
+
+    transaction.on_commit(retry)
+

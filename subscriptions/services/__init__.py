@@ -1,0 +1,1 @@
+"""Subscriptions write operations (keyword-only, `now=` where time matters)."""

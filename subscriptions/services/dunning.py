@@ -1,0 +1,136 @@
+"""Dunning: the one policy for what happens after a renewal charge fails.
+
+- Soft declines (insufficient funds, limit exceeded, unknown texts) retry at +1, +3, +5, +10 and +14 days
+  after the FIRST failure (settings.BILLING_DUNNING_SOFT_RETRY_DAYS).
+- Hard declines (lost or stolen, invalid, expired) are not retried on the same card: they wait for a new
+  card until the end of the soft schedule.
+- Gateway errors (Iamport or the PG unreachable; nothing was charged) get quick retries
+  (BILLING_DUNNING_GATEWAY_RETRY_MINUTES), then follow the soft schedule.
+- Meanwhile the subscription is past_due and keeps access. When the schedule is exhausted the final action
+  runs: cancel (default) or `unpaid` (BILLING_DUNNING_FINAL_ACTION).
+- Every failure emails the subscriber (ko/en) with a link to update the card; a new card retries the open
+  invoice at once, on the same subscription.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from django.conf import settings
+from django.db import transaction
+
+from billing.decline import GATEWAY, HARD
+from billing.models import BillingKey, Invoice, PaymentAttempt
+from billing.services.audit import audit_record
+from billing.services.invoices import invoice_mark_uncollectible
+from subscriptions import notifications
+from subscriptions.models import Subscription, SubscriptionInvoice
+from subscriptions.services.common import charge_invoice, set_status
+
+logger = logging.getLogger(__name__)
+
+
+def dunning_deadline(invoice: Invoice) -> dt.datetime:
+    return invoice.first_failed_at + dt.timedelta(days=max(settings.BILLING_DUNNING_SOFT_RETRY_DAYS))
+
+
+def dunning_next_attempt_at(*, invoice: Invoice, decline_class: str, now: dt.datetime) -> dt.datetime | None:
+    """When to try again after a failure at `now`, or None when the schedule is exhausted.
+    `invoice.first_failed_at` must already be set."""
+    first = invoice.first_failed_at
+    if decline_class == HARD:
+        deadline = dunning_deadline(invoice)
+        return deadline if deadline > now else None
+    if decline_class == GATEWAY:
+        gateway_failures = invoice.attempts.filter(status="failed", decline_class=GATEWAY).count()
+        minutes = settings.BILLING_DUNNING_GATEWAY_RETRY_MINUTES
+        if gateway_failures <= len(minutes):
+            return now + dt.timedelta(minutes=minutes[gateway_failures - 1])
+    for days in settings.BILLING_DUNNING_SOFT_RETRY_DAYS:
+        moment = first + dt.timedelta(days=days)
+        if moment > now:
+            return moment
+    return None
+
+
+def dunning_on_failure(*, subscription: Subscription, invoice: Invoice, attempt: PaymentAttempt, now: dt.datetime):
+    """A renewal charge failed (called inside the settling transaction, subscription locked)."""
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    if invoice.status != Invoice.Status.OPEN:
+        return
+    if invoice.first_failed_at is None:
+        invoice.first_failed_at = now
+    invoice.last_decline_class = attempt.decline_class
+    invoice.last_failure_reason = attempt.failure_reason[:255]
+    invoice.next_attempt_at = dunning_next_attempt_at(invoice=invoice, decline_class=attempt.decline_class, now=now)
+    invoice.save(update_fields=["first_failed_at", "last_decline_class", "last_failure_reason", "next_attempt_at"])
+    audit_record(
+        at=now,
+        action="dunning.scheduled" if invoice.next_attempt_at else "dunning.exhausted",
+        obj=invoice,
+        customer=invoice.customer,
+        amount=invoice.total,
+        reason=attempt.failure_reason,
+        data={"class": attempt.decline_class, "next_attempt_at": str(invoice.next_attempt_at or "")},
+    )
+    if invoice.next_attempt_at is None:
+        _final_action(subscription=subscription, invoice=invoice, now=now)
+    elif subscription.status in (Subscription.Status.ACTIVE, Subscription.Status.TRIALING):
+        set_status(subscription, Subscription.Status.PAST_DUE, now=now, reason=attempt.failure_reason)
+        # No new period starts while the current one is unpaid: the sweep waits for dunning to settle.
+        subscription.next_event_at = None
+        subscription.save()
+    invoice_id, attempt_id = invoice.pk, attempt.pk
+    transaction.on_commit(lambda: notifications.send_payment_failed(invoice_id=invoice_id, attempt_id=attempt_id))
+
+
+def _final_action(*, subscription: Subscription, invoice: Invoice, now: dt.datetime) -> None:
+    if settings.BILLING_DUNNING_FINAL_ACTION == "unpaid":
+        set_status(subscription, Subscription.Status.UNPAID, now=now, reason="dunning exhausted")
+        subscription.next_event_at = None
+    else:
+        set_status(subscription, Subscription.Status.CANCELED, now=now, reason="dunning exhausted")
+        subscription.canceled_at = subscription.canceled_at or now
+        subscription.ended_at = now
+        subscription.end_reason = "dunning_exhausted"
+        subscription.next_event_at = None
+        invoice_mark_uncollectible(invoice=invoice, now=now, reason="dunning exhausted")
+    subscription.save()
+
+
+def invoices_retry_due(*, now: dt.datetime) -> list[int]:
+    return list(
+        Invoice.objects.filter(status=Invoice.Status.OPEN, next_attempt_at__lte=now)
+        .order_by("next_attempt_at")
+        .values_list("id", flat=True)
+    )
+
+
+def invoice_retry(*, invoice_id: int, now: dt.datetime, gateway=None, force: bool = False) -> PaymentAttempt | None:
+    """Retry one open invoice whose next attempt is due (or now, with force=True: a new card, an admin).
+    A hard decline is not retried on the same card; at the deadline the final action runs instead."""
+    with transaction.atomic():
+        invoice = Invoice.objects.select_for_update().filter(pk=invoice_id).first()
+        if invoice is None or invoice.status != Invoice.Status.OPEN:
+            return None
+        if not force and (invoice.next_attempt_at is None or invoice.next_attempt_at > now):
+            return None  # another worker got here first, or the schedule moved
+        link = SubscriptionInvoice.objects.filter(invoice=invoice).select_related("subscription").first()
+        subscription = link.subscription if link else None
+        if subscription is not None and subscription.status == Subscription.Status.CANCELED:
+            return None
+        if invoice.last_decline_class == HARD and not force:
+            last = invoice.attempts.filter(status="failed").order_by("-created_at").first()
+            current_key = BillingKey.objects.filter(
+                customer_id=invoice.customer_id, status="active", is_default=True
+            ).first()
+            if last is not None and current_key is not None and current_key.customer_uid == last.customer_uid:
+                if now >= dunning_deadline(invoice) and subscription is not None:
+                    Subscription.objects.select_for_update().get(pk=subscription.pk)
+                    subscription.refresh_from_db()
+                    _final_action(subscription=subscription, invoice=invoice, now=now)
+                else:
+                    Invoice.objects.filter(pk=invoice.pk).update(next_attempt_at=dunning_deadline(invoice))
+                return None
+    return charge_invoice(invoice_id=invoice_id, now=now, gateway=gateway)

@@ -1,0 +1,277 @@
+"""Subscribe, renew, cancel, resume, pause: the subscription lifecycle.
+
+incomplete --paid--> active --period end--> (renewal invoice) active | past_due --dunning--> canceled | unpaid
+trialing --trial end--> first invoice --> active | past_due
+active --pause from next period--> paused --resume / N periods--> active
+A subscription is active only once money moved; `incomplete` expires after 23 hours without payment.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from django.conf import settings
+from django.db import transaction
+
+from billing.errors import NoPaymentMethodError
+from billing.models import BillingKey, Customer, Invoice, PaymentAttempt
+from billing.services.audit import audit_record
+from billing.services.invoices import invoice_void
+from subscriptions import notifications
+from subscriptions.errors import AlreadySubscribedError, PlanNotAvailableError, SubscriptionStateError
+from subscriptions.models import Plan, Subscription, SubscriptionInvoice
+from subscriptions.services.common import bounds, charge_invoice, index_at, locked, period_invoice, set_status
+
+logger = logging.getLogger(__name__)
+S = Subscription.Status
+
+
+def subscription_create(*, customer: Customer, plan: Plan, now: dt.datetime, gateway=None) -> Subscription:
+    """Subscribe: with a trial, no charge until it ends; otherwise the first period is invoiced and charged
+    now, and the subscription becomes active only when that charge succeeds."""
+    if not plan.active:
+        raise PlanNotAvailableError()
+    invoice = None
+    with transaction.atomic():
+        Customer.objects.select_for_update().get(pk=customer.pk)  # one subscribe at a time per customer
+        key = BillingKey.objects.filter(customer=customer, status="active", is_default=True).first()
+        if key is None:
+            raise NoPaymentMethodError()
+        if Subscription.objects.filter(customer=customer).exclude(status=S.CANCELED).exists():
+            raise AlreadySubscribedError()
+        if plan.trial_days:
+            trial_end = now + dt.timedelta(days=plan.trial_days)
+            notice_at = trial_end - dt.timedelta(days=settings.BILLING_TRIAL_NOTICE_DAYS)
+            subscription = Subscription.objects.create(
+                customer=customer,
+                plan=plan,
+                billing_key=key,
+                status=S.TRIALING,
+                billing_anchor=trial_end,
+                current_period_index=-1,
+                current_period_start=now,
+                current_period_end=trial_end,
+                trial_end=trial_end,
+                next_event_at=max(notice_at, now),
+                created_at=now,
+            )
+        else:
+            start, end = bounds(anchor=now, plan=plan, index=0)
+            subscription = Subscription.objects.create(
+                customer=customer,
+                plan=plan,
+                billing_key=key,
+                status=S.INCOMPLETE,
+                billing_anchor=now,
+                current_period_index=0,
+                current_period_start=start,
+                current_period_end=end,
+                incomplete_expires_at=now + dt.timedelta(hours=settings.BILLING_INCOMPLETE_EXPIRY_HOURS),
+                next_event_at=now + dt.timedelta(hours=settings.BILLING_INCOMPLETE_EXPIRY_HOURS),
+                created_at=now,
+            )
+            invoice, _ = period_invoice(subscription=subscription, plan=plan, index=0, kind="first", now=now)
+        audit_record(at=now, action="subscription.created", obj=subscription, customer=customer,
+                     to_status=subscription.status, data={"plan": plan.code})
+    if invoice is not None:
+        charge_invoice(invoice_id=invoice.pk, now=now, gateway=gateway)
+    subscription.refresh_from_db()
+    return subscription
+
+
+def subscription_latest_attempt(subscription: Subscription) -> PaymentAttempt | None:
+    return (
+        PaymentAttempt.objects.filter(invoice__subscription_link__subscription=subscription)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+
+
+# --- renewal ------------------------------------------------------------------------------------------
+
+
+def subscriptions_due(*, now: dt.datetime, limit: int | None = None) -> list[int]:
+    """Subscriptions whose next event (period end, trial end or notice, resume, expiry) is due: one indexed
+    range scan over `subscription_due_idx`."""
+    query = (
+        Subscription.objects.filter(
+            status__in=["incomplete", "trialing", "active", "past_due", "paused"], next_event_at__lte=now
+        )
+        .order_by("next_event_at")
+        .values_list("id", flat=True)
+    )
+    return list(query[:limit] if limit else query)
+
+
+def subscription_renew(*, subscription_id: int, now: dt.datetime, gateway=None) -> str:
+    """Advance one due subscription and charge what fell due. Safe to run twice at the same moment: the row
+    is claimed with SKIP LOCKED, the state re-checked, and the period invoice is unique per period."""
+    with transaction.atomic():
+        subscription = (
+            Subscription.objects.select_for_update(skip_locked=True)
+            .select_related("plan", "customer")
+            .filter(pk=subscription_id)
+            .first()
+        )
+        if subscription is None:
+            return "locked"
+        if subscription.next_event_at is None or subscription.next_event_at > now:
+            return "not_due"
+        outcome, invoice = _advance(subscription, now)
+    if invoice is not None and invoice.status == Invoice.Status.OPEN:
+        attempt = charge_invoice(invoice_id=invoice.pk, now=now, gateway=gateway)
+        outcome = f"{outcome}:{attempt.status if attempt else 'skipped'}"
+    return outcome
+
+
+def _advance(sub: Subscription, now: dt.datetime) -> tuple[str, Invoice | None]:
+    if sub.status == S.INCOMPLETE:
+        return _expire_incomplete(sub, now), None
+    if sub.status == S.TRIALING:
+        if sub.trial_notice_sent_at is None and now < sub.trial_end:
+            sub.trial_notice_sent_at = now
+            sub.next_event_at = sub.trial_end
+            sub.save()
+            sub_id = sub.pk
+            transaction.on_commit(lambda: notifications.send_trial_ending(subscription_id=sub_id))
+            return "trial_notice", None
+        if sub.cancel_at_period_end:
+            return _end(sub, now, at=sub.trial_end, reason="canceled_at_period_end"), None
+        return _start_period(sub, now, kind="first")
+    if sub.status == S.PAUSED:
+        if sub.resume_at is not None and now >= sub.resume_at:
+            set_status(sub, S.ACTIVE, now=now, reason="pause ended")
+            sub.resume_at = None
+            return _start_period(sub, now, kind="renewal")
+        return "paused", None
+    # active (past_due subscriptions have no next event: dunning settles them first)
+    if now < sub.current_period_end:
+        sub.next_event_at = sub.current_period_end
+        sub.save()
+        return "not_due", None
+    if sub.cancel_at_period_end:
+        return _end(sub, now, at=sub.current_period_end, reason="canceled_at_period_end"), None
+    if sub.pause_requested:
+        return _begin_pause(sub, now), None
+    if sub.pending_plan_id:
+        audit_record(at=now, action="subscription.plan_changed", obj=sub, customer=sub.customer,
+                     reason="downgrade at period end",
+                     data={"from": sub.plan.code, "to": sub.pending_plan.code})
+        sub.plan = sub.pending_plan
+        sub.pending_plan = None
+    return _start_period(sub, now, kind="renewal")
+
+
+def _start_period(sub: Subscription, now: dt.datetime, *, kind: str) -> tuple[str, Invoice | None]:
+    """Move to the period containing `now` (missed periods while paused are not billed) and invoice it."""
+    index = max(index_at(anchor=sub.billing_anchor, plan=sub.plan, moment=now), 0)
+    start, end = bounds(anchor=sub.billing_anchor, plan=sub.plan, index=index)
+    sub.current_period_index, sub.current_period_start, sub.current_period_end = index, start, end
+    sub.next_event_at = end
+    sub.save()
+    invoice, created = period_invoice(subscription=sub, plan=sub.plan, index=index, kind=kind, now=now)
+    return ("renewed" if created else "renewal_exists"), invoice
+
+
+def _expire_incomplete(sub: Subscription, now: dt.datetime) -> str:
+    if now < sub.incomplete_expires_at:
+        sub.next_event_at = sub.incomplete_expires_at
+        sub.save()
+        return "not_due"
+    for link in SubscriptionInvoice.objects.filter(subscription=sub, invoice__status="open"):
+        if link.invoice.attempts.filter(status__in=["pending", "unknown"]).exists():
+            sub.next_event_at = now + dt.timedelta(minutes=5)  # wait for the janitor to settle it
+            sub.save()
+            return "waiting_for_settlement"
+        invoice_void(invoice=link.invoice, now=now, reason="subscription never paid")
+    return _end(sub, now, at=now, reason="incomplete_expired")
+
+
+def _end(sub: Subscription, now: dt.datetime, *, at: dt.datetime, reason: str, actor=None) -> str:
+    set_status(sub, S.CANCELED, now=now, reason=reason, actor=actor)
+    sub.canceled_at = sub.canceled_at or now
+    sub.ended_at = at
+    sub.end_reason = reason
+    sub.next_event_at = None
+    sub.cancel_at_period_end = False
+    sub.save()
+    return "ended"
+
+
+def _begin_pause(sub: Subscription, now: dt.datetime) -> str:
+    set_status(sub, S.PAUSED, now=now, reason="pause requested")
+    sub.pause_requested = False
+    if sub.pause_periods:
+        resume_index = sub.current_period_index + 1 + sub.pause_periods
+        sub.resume_at = bounds(anchor=sub.billing_anchor, plan=sub.plan, index=resume_index)[0]
+    else:
+        sub.resume_at = None
+    sub.next_event_at = sub.resume_at
+    sub.save()
+    return "paused"
+
+
+# --- subscriber actions -----------------------------------------------------------------------------
+
+
+def subscription_cancel(
+    *, subscription: Subscription, now: dt.datetime, at_period_end: bool = True, actor=None, reason: str = ""
+) -> Subscription:
+    with transaction.atomic():
+        sub = locked(subscription.pk)
+        if sub.status == S.CANCELED:
+            raise SubscriptionStateError()
+        if at_period_end and sub.status in (S.ACTIVE, S.TRIALING, S.PAST_DUE):
+            sub.cancel_at_period_end = True
+            sub.pause_requested = False
+            sub.save()
+            audit_record(at=now, action="subscription.cancel_scheduled", obj=sub, actor=actor,
+                         customer=sub.customer, reason=reason or "cancel at period end")
+            return sub
+        for link in SubscriptionInvoice.objects.filter(subscription=sub, invoice__status__in=["draft", "open"]):
+            if not link.invoice.attempts.filter(status__in=["pending", "unknown"]).exists():
+                invoice_void(invoice=link.invoice, now=now, reason="subscription canceled", actor=actor)
+        _end(sub, now, at=now, reason=reason or "canceled_now", actor=actor)
+    return sub
+
+
+def subscription_resume(*, subscription: Subscription, now: dt.datetime, actor=None, gateway=None) -> Subscription:
+    """Undo a scheduled cancel or pause, or end a pause now (billing the current period)."""
+    invoice = None
+    with transaction.atomic():
+        sub = locked(subscription.pk)
+        if sub.status == S.PAUSED:
+            set_status(sub, S.ACTIVE, now=now, reason="resumed", actor=actor)
+            sub.resume_at = None
+            _outcome, invoice = _start_period(sub, now, kind="renewal")
+        elif sub.cancel_at_period_end or sub.pause_requested:
+            sub.cancel_at_period_end = False
+            sub.pause_requested = False
+            sub.pause_periods = None
+            sub.save()
+            audit_record(at=now, action="subscription.resumed", obj=sub, actor=actor, customer=sub.customer)
+        else:
+            raise SubscriptionStateError()
+    if invoice is not None and invoice.status == Invoice.Status.OPEN:
+        charge_invoice(invoice_id=invoice.pk, now=now, gateway=gateway)
+    sub.refresh_from_db()
+    return sub
+
+
+def subscription_pause(
+    *, subscription: Subscription, now: dt.datetime, periods: int | None = None, actor=None
+) -> Subscription:
+    """Pause from the next period, for `periods` periods or until resumed (None)."""
+    if periods is not None and periods < 1:
+        raise SubscriptionStateError("Pause for at least one period.", field="periods")
+    with transaction.atomic():
+        sub = locked(subscription.pk)
+        if sub.status != S.ACTIVE or sub.cancel_at_period_end:
+            raise SubscriptionStateError()
+        sub.pause_requested = True
+        sub.pause_periods = periods
+        sub.save()
+        audit_record(at=now, action="subscription.pause_scheduled", obj=sub, actor=actor, customer=sub.customer,
+                     data={"periods": periods})
+    return sub

@@ -1,0 +1,24 @@
+"""One billing run as of `now`: renewals, dunning retries, reconciliation. Safe to run twice."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+
+from billing.services.payments import payments_reconcile_unsettled
+from subscriptions.services.dunning import invoice_retry, invoices_retry_due
+from subscriptions.services.lifecycle import subscription_renew, subscriptions_due
+
+
+def billing_run(*, now: dt.datetime, gateway=None) -> dict[str, dict[str, int]]:
+    """Synchronous: used by `manage.py billing_run`, the test clock and tests. Beat runs the same three
+    sweeps as separate tasks that fan out one task per subscription or invoice."""
+    reconciled = payments_reconcile_unsettled(now=now, gateway=gateway)
+    renewals = Counter(
+        subscription_renew(subscription_id=sid, now=now, gateway=gateway) for sid in subscriptions_due(now=now)
+    )
+    retries = Counter()
+    for invoice_id in invoices_retry_due(now=now):
+        attempt = invoice_retry(invoice_id=invoice_id, now=now, gateway=gateway)
+        retries[attempt.status if attempt else "skipped"] += 1
+    return {"reconciled": reconciled, "renewals": dict(renewals), "retries": dict(retries)}

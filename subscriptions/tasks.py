@@ -1,0 +1,33 @@
+"""Celery tasks: ids in, one service call, no business branching. Beat sweeps fan out one task per row."""
+
+from celery import shared_task
+
+from billing import clock
+from subscriptions.services.dunning import invoice_retry, invoices_retry_due
+from subscriptions.services.lifecycle import subscription_renew, subscriptions_due
+
+
+@shared_task(ignore_result=True)
+def subscriptions_renew_due_task() -> int:
+    ids = subscriptions_due(now=clock.now())
+    for subscription_id in ids:
+        subscription_renew_task.delay(subscription_id)
+    return len(ids)
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def subscription_renew_task(subscription_id: int) -> str:
+    return subscription_renew(subscription_id=subscription_id, now=clock.now())
+
+
+@shared_task(ignore_result=True)
+def invoices_retry_due_task() -> int:
+    ids = invoices_retry_due(now=clock.now())
+    for invoice_id in ids:
+        invoice_retry_task.delay(invoice_id)
+    return len(ids)
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def invoice_retry_task(invoice_id: int) -> None:
+    invoice_retry(invoice_id=invoice_id, now=clock.now())
