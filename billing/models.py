@@ -54,6 +54,9 @@ class CardRegistration(models.Model):
     class Meta:
         verbose_name = _("card registration")
 
+    def __str__(self) -> str:
+        return f"{self.customer_uid} ({self.status})"
+
 
 class BillingKey(models.Model):
     class Status(models.TextChoices):
@@ -94,6 +97,9 @@ class InvoiceNumberSequence(models.Model):
 
     year = models.PositiveIntegerField(primary_key=True)
     last_number = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.year}: {self.last_number}"
 
 
 class Invoice(models.Model):
@@ -153,9 +159,7 @@ class Invoice(models.Model):
             ),
         ]
         indexes = [
-            models.Index(
-                fields=["next_attempt_at"], condition=Q(status="open"), name="invoice_open_next_attempt_idx"
-            )
+            models.Index(fields=["next_attempt_at"], condition=Q(status="open"), name="invoice_open_next_attempt_idx")
         ]
 
     def __str__(self) -> str:
@@ -174,6 +178,9 @@ class InvoiceLine(models.Model):
 
     class Meta:
         ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.description}: {self.amount}"
 
 
 class PaymentAttempt(models.Model):
@@ -232,7 +239,9 @@ class PaymentAttempt(models.Model):
         ]
         indexes = [
             models.Index(
-                fields=["created_at"], condition=Q(status__in=["pending", "unknown"]), name="attempt_unsettled_idx"
+                fields=["created_at"],
+                condition=Q(status__in=["pending", "unknown"]),
+                name="attempt_unsettled_idx",
             )
         ]
 
@@ -270,6 +279,9 @@ class Refund(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive")]
 
+    def __str__(self) -> str:
+        return f"refund {self.pk} of {self.amount} ({self.status})"
+
 
 class WebhookEvent(models.Model):
     class State(models.TextChoices):
@@ -296,6 +308,9 @@ class WebhookEvent(models.Model):
         verbose_name = _("webhook event")
         ordering = ["-received_at", "-id"]
 
+    def __str__(self) -> str:
+        return f"webhook {self.pk} {self.imp_uid} {self.status} ({self.state})"
+
 
 class AuditLog(models.Model):
     """Every change of money or status, with who did it and why. Append-only."""
@@ -319,6 +334,9 @@ class AuditLog(models.Model):
         ordering = ["-at", "-id"]
         indexes = [models.Index(fields=["object_type", "object_id"])]
 
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_label} {self.action} {self.object_type}#{self.object_id}"
+
 
 class ClockOffset(models.Model):
     """The test clock (dev and test only): how far the app's clock runs ahead of real time. One row."""
@@ -326,3 +344,6 @@ class ClockOffset(models.Model):
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     offset_seconds = models.BigIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"+{self.offset_seconds}s"

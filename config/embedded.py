@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import warnings
 from dataclasses import dataclass
@@ -48,7 +49,9 @@ def ensure_running(pgdata: Path | None = None, name: str = DEFAULT_DB_NAME) -> E
     server = pgserver.get_server(str(pgdata), cleanup_mode=None)
     info = server.get_postmaster_info()
     socket_dir = str(info.socket_dir)
-    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}';")
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
+        raise ValueError(f"Invalid embedded database name {name!r}")
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}';")  # noqa: S608 - validated
     if "1 row" not in exists:
         try:
             server.psql(f'CREATE DATABASE "{name}";')

@@ -42,7 +42,9 @@ class Plan(models.Model):
         ordering = ["sort_order", "amount", "id"]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="plan_amount_positive"),
-            models.CheckConstraint(condition=Q(tax_free_amount__lte=models.F("amount")), name="plan_tax_free_le_amount"),
+            models.CheckConstraint(
+                condition=Q(tax_free_amount__lte=models.F("amount")), name="plan_tax_free_le_amount"
+            ),
             models.CheckConstraint(condition=Q(interval_count__gte=1), name="plan_interval_count_positive"),
         ]
 
@@ -156,3 +158,6 @@ class SubscriptionInvoice(models.Model):
                 name="subscription_invoice_one_per_period",
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.period_start:%Y-%m-%d} -> invoice {self.invoice_id}"

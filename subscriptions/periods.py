@@ -76,9 +76,7 @@ def period_start(anchor: datetime, *, interval: Interval, count: int, index: int
     return _start(anchor.astimezone(KST), interval, count, index)
 
 
-def period_bounds(
-    anchor: datetime, *, interval: Interval, count: int, index: int
-) -> tuple[datetime, datetime]:
+def period_bounds(anchor: datetime, *, interval: Interval, count: int, index: int) -> tuple[datetime, datetime]:
     """``(start, end)`` of period ``index`` in KST; ``end`` is the next period's start (exclusive)."""
     start = period_start(anchor, interval=interval, count=count, index=index)
     return start, _start(anchor.astimezone(KST), interval, count, index + 1)

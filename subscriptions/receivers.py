@@ -48,8 +48,14 @@ def on_invoice_paid(sender, *, invoice: Invoice, attempt: PaymentAttempt, now: d
 
 
 def _apply_plan_change(sub: Subscription, link: SubscriptionInvoice, now: dt.datetime) -> None:
-    audit_record(at=now, action="subscription.plan_changed", obj=sub, customer=sub.customer,
-                 reason=f"{link.kind} paid", data={"from": sub.plan.code, "to": link.target_plan.code})
+    audit_record(
+        at=now,
+        action="subscription.plan_changed",
+        obj=sub,
+        customer=sub.customer,
+        reason=f"{link.kind} paid",
+        data={"from": sub.plan.code, "to": link.target_plan.code},
+    )
     sub.plan = link.target_plan
     sub.pending_plan = None
     if link.kind == K.INTERVAL_CHANGE:
@@ -63,9 +69,7 @@ def _apply_plan_change(sub: Subscription, link: SubscriptionInvoice, now: dt.dat
 
 
 @receiver(signals.invoice_payment_failed)
-def on_invoice_payment_failed(
-    sender, *, invoice: Invoice, attempt: PaymentAttempt, now: dt.datetime, **kwargs
-) -> None:
+def on_invoice_payment_failed(sender, *, invoice: Invoice, attempt: PaymentAttempt, now: dt.datetime, **kwargs) -> None:
     link = _link(invoice)
     if link is None:
         return
@@ -85,12 +89,7 @@ def on_invoice_payment_failed(
 def on_billing_key_registered(sender, *, customer: Customer, billing_key: BillingKey, now: dt.datetime, **kwargs):
     """A new card moves the live subscription onto it (never a second subscription) and retries the open
     invoice at once."""
-    sub = (
-        Subscription.objects.select_for_update()
-        .filter(customer=customer)
-        .exclude(status=S.CANCELED)
-        .first()
-    )
+    sub = Subscription.objects.select_for_update().filter(customer=customer).exclude(status=S.CANCELED).first()
     if sub is None:
         return
     sub.billing_key = billing_key
@@ -110,4 +109,3 @@ def on_billing_key_registered(sender, *, customer: Customer, billing_key: Billin
             invoice_retry(invoice_id=invoice_id, now=now, force=True)
 
     transaction.on_commit(retry)
-

@@ -52,6 +52,7 @@ def register_card(customer: Customer, gateway, *, now: dt.datetime, card: str = 
     """What the browser does with the SDK, done over REST: prepare, issue the key at Iamport, confirm."""
     prepared = card_registration_prepare(customer=customer, now=now)
     customer_uid = prepared["params"]["customer_uid"]
-    gateway.issue_billing_key(customer_uid=customer_uid, card_number=card, expiry="2030-12", birth="900101",
-                              pwd_2digit="12")
+    gateway.issue_billing_key(
+        customer_uid=customer_uid, card_number=card, expiry="2030-12", birth="900101", pwd_2digit="12"
+    )
     return card_registration_confirm(customer=customer, customer_uid=customer_uid, now=now, gateway=gateway)

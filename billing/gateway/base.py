@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 PaymentStatus = Literal["ready", "paid", "failed", "cancelled"]
@@ -179,7 +179,6 @@ class Page(Generic[T]):
     page: int = 1
     previous: int | None = None
     next: int | None = None
-    extra: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
 
 @runtime_checkable
@@ -240,7 +239,9 @@ class PaymentGateway(Protocol):
         name: str | None = None,
     ) -> GatewayPayment: ...
 
-    def schedule_charges(self, *, customer_uid: str, schedules: Sequence[ScheduleItem]) -> list[GatewaySchedule]: ...
+    def schedule_charges(
+        self, *, customer_uid: str, schedules: Sequence[ScheduleItem]
+    ) -> list[GatewaySchedule]: ...
 
     def unschedule_charges(
         self, *, customer_uid: str | None = None, merchant_uids: Sequence[str] | None = None

@@ -5,11 +5,11 @@ Every error keeps ``method``, ``path`` (ids are fine, query strings are not kept
 
 How the payments service should read them:
 
-* ``GatewayRejected`` (and ``GatewayNotFound``): Iamport answered and refused; nothing was charged by this call.
+* ``GatewayRejected`` (and ``GatewayNotFound``): Iamport answered and refused; this call charged nothing.
 * ``GatewayAuthError``: credentials/token problem; nothing was processed.
 * ``GatewayUnavailable``: ``maybe_processed`` tells whether the request could have taken effect
   (``False``: it never reached Iamport; ``True``: a 5xx or dropped connection on a write).
-* ``GatewayTimeout``: a write was sent and no answer came back: the outcome is unknown; reconcile by merchant_uid.
+* ``GatewayTimeout``: a write was sent and no answer came back: outcome unknown; reconcile by merchant_uid.
 """
 
 from __future__ import annotations
@@ -23,12 +23,14 @@ BODY_LIMIT = 500
 _PAN_RE = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
 
 
-def trim_body(text: str | bytes | None, *, secrets: tuple[str | None, ...] = ()) -> str | None:
+def trim_body(text: object, *, secrets: tuple[str | None, ...] = ()) -> str | None:
     """Shorten a response body for logs/errors and strip anything that looks like a card number or secret."""
     if text is None:
         return None
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
+    elif not isinstance(text, str):
+        text = str(text)  # e.g. a lazily rendered response body
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")
@@ -48,7 +50,7 @@ class GatewayError(Exception):
         method: str | None = None,
         path: str | None = None,
         status: int | None = None,
-        body: str | None = None,
+        body: object = None,
     ) -> None:
         super().__init__(message)
         self.message = message

@@ -25,7 +25,6 @@ from billing.services.gateway import get_gateway
 logger = logging.getLogger(__name__)
 
 
-
 def _new_customer_uid(customer: Customer) -> str:
     # ≤80 chars, unique per customer × card (iamport-v1.md §3): never reused, so a new card never silently
     # replaces the mapping of an old one.
@@ -48,7 +47,11 @@ def card_registration_prepare(*, customer: Customer, now: dt.datetime) -> dict:
     }
     if settings.IAMPORT_CHANNEL_KEY:
         params["channelKey"] = settings.IAMPORT_CHANNEL_KEY
-    return {"merchant_code": settings.IAMPORT_MERCHANT_CODE, "sdk_url": settings.IAMPORT_SDK_URL, "params": params}
+    return {
+        "merchant_code": settings.IAMPORT_MERCHANT_CODE,
+        "sdk_url": settings.IAMPORT_SDK_URL,
+        "params": params,
+    }
 
 
 def card_registration_confirm(*, customer: Customer, customer_uid: str, now: dt.datetime, gateway=None) -> BillingKey:

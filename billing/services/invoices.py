@@ -76,47 +76,48 @@ def invoice_finalize(*, invoice: Invoice, now: dt.datetime) -> Invoice:
     An invoice that comes to 0 won (e.g. covered by credit) is paid at once and `invoice_paid` is sent.
 
     Credit on the customer's balance is applied here, as a line.
-    Must run inside the caller's transaction (the number sequence row stays locked until it commits).
+    In the caller's transaction, the number sequence row stays locked until it commits (gapless numbers).
     """
-    if invoice.status != Invoice.Status.DRAFT:
-        raise InvoiceNotPayableError()
-    lines = list(invoice.lines.all())
-    total = sum(line.amount for line in lines)
-    tax_free = sum(line.tax_free_amount for line in lines)
-    customer = Customer.objects.select_for_update().get(pk=invoice.customer_id)
-    credit = min(customer.credit_balance, total)
-    if credit:
-        # Credit reduces the taxable part first; a tax-free part cannot exceed what is left to pay.
-        InvoiceLine.objects.create(invoice=invoice, description="Credit applied / 크레딧 차감", amount=-credit)
-        total -= credit
-        tax_free = min(tax_free, total)
-        Customer.objects.filter(pk=customer.pk).update(credit_balance=customer.credit_balance - credit)
-    split = split_vat(total, tax_free)
-    invoice.total = split.total
-    invoice.supply_amount = split.supply
-    invoice.vat_amount = split.vat
-    invoice.tax_free_amount = split.tax_free
-    invoice.credit_applied = credit
-    invoice.number = _next_number(now.astimezone(KST).year)
-    invoice.finalized_at = now
-    if invoice.total == 0:
-        invoice.status = Invoice.Status.PAID
-        invoice.paid_at = now
-    else:
-        invoice.status = Invoice.Status.OPEN
-    invoice.save()
-    audit_record(
-        at=now,
-        action="invoice.finalized",
-        obj=invoice,
-        customer=invoice.customer,
-        amount=invoice.total,
-        from_status="draft",
-        to_status=invoice.status,
-        data={"number": invoice.number, "credit_applied": credit},
-    )
-    if invoice.status == Invoice.Status.PAID:
-        signals.invoice_paid.send(sender=Invoice, invoice=invoice, attempt=None, now=now)
+    with transaction.atomic():  # nested in the caller's transaction when there is one
+        if invoice.status != Invoice.Status.DRAFT:
+            raise InvoiceNotPayableError()
+        lines = list(invoice.lines.all())
+        total = sum(line.amount for line in lines)
+        tax_free = sum(line.tax_free_amount for line in lines)
+        customer = Customer.objects.select_for_update().get(pk=invoice.customer_id)
+        credit = min(customer.credit_balance, total)
+        if credit:
+            # Credit reduces the taxable part first; a tax-free part cannot exceed what is left to pay.
+            InvoiceLine.objects.create(invoice=invoice, description="Credit applied / 크레딧 차감", amount=-credit)
+            total -= credit
+            tax_free = min(tax_free, total)
+            Customer.objects.filter(pk=customer.pk).update(credit_balance=customer.credit_balance - credit)
+        split = split_vat(total, tax_free)
+        invoice.total = split.total
+        invoice.supply_amount = split.supply
+        invoice.vat_amount = split.vat
+        invoice.tax_free_amount = split.tax_free
+        invoice.credit_applied = credit
+        invoice.number = _next_number(now.astimezone(KST).year)
+        invoice.finalized_at = now
+        if invoice.total == 0:
+            invoice.status = Invoice.Status.PAID
+            invoice.paid_at = now
+        else:
+            invoice.status = Invoice.Status.OPEN
+        invoice.save()
+        audit_record(
+            at=now,
+            action="invoice.finalized",
+            obj=invoice,
+            customer=invoice.customer,
+            amount=invoice.total,
+            from_status="draft",
+            to_status=invoice.status,
+            data={"number": invoice.number, "credit_applied": credit},
+        )
+        if invoice.status == Invoice.Status.PAID:
+            signals.invoice_paid.send(sender=Invoice, invoice=invoice, attempt=None, now=now)
     return invoice
 
 

@@ -237,15 +237,30 @@ def _mark_succeeded(attempt: PaymentAttempt, payment: GatewayPayment, now: dt.da
         # been charged twice: flag it loudly for a refund instead of hiding it.
         attempt.refresh_from_db()
         return _flag(attempt, now, f"second successful charge {payment.imp_uid} for a paid invoice", label)
-    _audit(attempt, now, "payment.succeeded", previous, "succeeded", actor_label=label,
-           data={"imp_uid": payment.imp_uid})
+    _audit(
+        attempt,
+        now,
+        "payment.succeeded",
+        previous,
+        "succeeded",
+        actor_label=label,
+        data={"imp_uid": payment.imp_uid},
+    )
     if invoice.status == Invoice.Status.OPEN:
         invoice.status = Invoice.Status.PAID
         invoice.paid_at = attempt.paid_at
         invoice.next_attempt_at = None
         invoice.save(update_fields=["status", "paid_at", "next_attempt_at"])
-        audit_record(at=now, action="invoice.paid", obj=invoice, actor_label=label, customer=invoice.customer,
-                     amount=invoice.total, from_status="open", to_status="paid")
+        audit_record(
+            at=now,
+            action="invoice.paid",
+            obj=invoice,
+            actor_label=label,
+            customer=invoice.customer,
+            amount=invoice.total,
+            from_status="open",
+            to_status="paid",
+        )
         signals.invoice_paid.send(sender=PaymentAttempt, invoice=invoice, attempt=attempt, now=now)
     elif invoice.status != Invoice.Status.PAID:
         # Paid after we had given up (void/uncollectible): money moved, an operator must decide.
@@ -304,10 +319,12 @@ def payments_unsettled_due(*, now: dt.datetime) -> list[int]:
     old enough that the request that created them must have finished (or died)."""
     pending_cutoff = now - dt.timedelta(seconds=settings.BILLING_RECONCILE_PENDING_AFTER_SECONDS)
     unknown = PaymentAttempt.objects.filter(status=Status.UNKNOWN, flagged_reason="")
-    stale = PaymentAttempt.objects.filter(status=Status.PENDING, via=PaymentAttempt.Via.AGAIN,
-                                          created_at__lte=pending_cutoff)
-    scheduled = PaymentAttempt.objects.filter(status=Status.PENDING, via=PaymentAttempt.Via.SCHEDULE,
-                                              scheduled_for__lte=pending_cutoff)
+    stale = PaymentAttempt.objects.filter(
+        status=Status.PENDING, via=PaymentAttempt.Via.AGAIN, created_at__lte=pending_cutoff
+    )
+    scheduled = PaymentAttempt.objects.filter(
+        status=Status.PENDING, via=PaymentAttempt.Via.SCHEDULE, scheduled_for__lte=pending_cutoff
+    )
     ids = unknown.union(stale, scheduled).values_list("id", flat=True)
     return sorted(ids)
 

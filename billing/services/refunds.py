@@ -85,9 +85,17 @@ def refund_create(
             created_at=now,
         )
         checksum = attempt.amount - totals["refunded"]
-        audit_record(at=now, action="refund.requested", obj=refund, actor=actor, customer=attempt.invoice.customer,
-                     amount=amount, to_status="pending", reason=reason,
-                     data={"attempt": attempt.merchant_uid, "checksum": checksum})
+        audit_record(
+            at=now,
+            action="refund.requested",
+            obj=refund,
+            actor=actor,
+            customer=attempt.invoice.customer,
+            amount=amount,
+            to_status="pending",
+            reason=reason,
+            data={"attempt": attempt.merchant_uid, "checksum": checksum},
+        )
 
     gateway = gateway or get_gateway()
     try:
@@ -135,9 +143,18 @@ def _settle(refund, now, status, actor=None, *, failure: str = "", cancellation_
         if status != Refund.Status.UNKNOWN:
             refund.settled_at = now
         refund.save()
-        audit_record(at=now, action=f"refund.{status}", obj=refund, actor=actor, actor_label=label,
-                     customer=refund.attempt.invoice.customer, amount=refund.amount, from_status=previous,
-                     to_status=status, reason=failure or refund.reason)
+        audit_record(
+            at=now,
+            action=f"refund.{status}",
+            obj=refund,
+            actor=actor,
+            actor_label=label,
+            customer=refund.attempt.invoice.customer,
+            amount=refund.amount,
+            from_status=previous,
+            to_status=status,
+            reason=failure or refund.reason,
+        )
     return refund
 
 
@@ -155,11 +172,21 @@ def refund_reconcile(*, refund_id: int, now: dt.datetime, gateway=None, raise_if
         others = refund.attempt.refunds.filter(status=Refund.Status.SUCCEEDED).exclude(pk=refund.pk)
         known = others.aggregate(total=Sum("amount", default=0))["total"]
         if payment.cancel_amount >= known + refund.amount:
-            return _settle(refund, now, Refund.Status.SUCCEEDED, label="janitor",
-                           cancellation_id=_cancellation_id(payment, refund.amount))
+            return _settle(
+                refund,
+                now,
+                Refund.Status.SUCCEEDED,
+                label="janitor",
+                cancellation_id=_cancellation_id(payment, refund.amount),
+            )
         if payment.cancel_amount == known:
-            return _settle(refund, now, Refund.Status.FAILED, label="janitor",
-                           failure="Iamport shows no refund for this request")
+            return _settle(
+                refund,
+                now,
+                Refund.Status.FAILED,
+                label="janitor",
+                failure="Iamport shows no refund for this request",
+            )
     if raise_if_unknown:
         from billing.errors import PaymentPendingError
 
@@ -181,16 +208,33 @@ def refunds_sync_from_gateway(*, attempt: PaymentAttempt, payment: GatewayPaymen
             totals = refund_totals(locked)
             if totals["in_flight"] or cancel.amount > totals["refundable"]:
                 continue  # our own in-flight refund: its own settlement records it
-            split = split_refund(refund_amount=cancel.amount, paid_total=locked.amount,
-                                 paid_tax_free=locked.tax_free_amount, already_refunded=totals["refunded"],
-                                 already_refunded_tax_free=totals["refunded_tax_free"])
-            refund = Refund.objects.create(
-                attempt=locked, amount=cancel.amount, tax_free_amount=split.tax_free, vat_amount=split.vat,
-                reason=(cancel.reason or "refunded at Iamport")[:255], status=Refund.Status.SUCCEEDED,
-                cancellation_id=cancel.cancellation_id[:64], created_at=now, settled_at=now,
+            split = split_refund(
+                refund_amount=cancel.amount,
+                paid_total=locked.amount,
+                paid_tax_free=locked.tax_free_amount,
+                already_refunded=totals["refunded"],
+                already_refunded_tax_free=totals["refunded_tax_free"],
             )
-            audit_record(at=now, action="refund.synced", obj=refund, actor_label="webhook",
-                         customer=attempt.invoice.customer, amount=cancel.amount, to_status="succeeded",
-                         reason=refund.reason)
+            refund = Refund.objects.create(
+                attempt=locked,
+                amount=cancel.amount,
+                tax_free_amount=split.tax_free,
+                vat_amount=split.vat,
+                reason=(cancel.reason or "refunded at Iamport")[:255],
+                status=Refund.Status.SUCCEEDED,
+                cancellation_id=cancel.cancellation_id[:64],
+                created_at=now,
+                settled_at=now,
+            )
+            audit_record(
+                at=now,
+                action="refund.synced",
+                obj=refund,
+                actor_label="webhook",
+                customer=attempt.invoice.customer,
+                amount=cancel.amount,
+                to_status="succeeded",
+                reason=refund.reason,
+            )
             created += 1
     return created

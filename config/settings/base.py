@@ -220,9 +220,7 @@ BILLING_STRATEGY = env("BILLING_STRATEGY", "again")
 # Soft declines retry this many days after the FIRST failure; then the final action.
 BILLING_DUNNING_SOFT_RETRY_DAYS = [int(x) for x in env_list("BILLING_DUNNING_SOFT_RETRY_DAYS", "1,3,5,10,14")]
 # Gateway errors (Iamport or the PG unreachable) get quick retries, in minutes, before the soft schedule applies.
-BILLING_DUNNING_GATEWAY_RETRY_MINUTES = [
-    int(x) for x in env_list("BILLING_DUNNING_GATEWAY_RETRY_MINUTES", "5,30,120")
-]
+BILLING_DUNNING_GATEWAY_RETRY_MINUTES = [int(x) for x in env_list("BILLING_DUNNING_GATEWAY_RETRY_MINUTES", "5,30,120")]
 # What happens when dunning gives up: "cancel" the subscription, or mark it "unpaid" (kept, no access).
 BILLING_DUNNING_FINAL_ACTION = env("BILLING_DUNNING_FINAL_ACTION", "cancel")
 # A PENDING attempt older than this is looked up by the janitor (a worker died between record and answer).

@@ -72,8 +72,14 @@ def subscription_create(*, customer: Customer, plan: Plan, now: dt.datetime, gat
                 created_at=now,
             )
             invoice, _ = period_invoice(subscription=subscription, plan=plan, index=0, kind="first", now=now)
-        audit_record(at=now, action="subscription.created", obj=subscription, customer=customer,
-                     to_status=subscription.status, data={"plan": plan.code})
+        audit_record(
+            at=now,
+            action="subscription.created",
+            obj=subscription,
+            customer=customer,
+            to_status=subscription.status,
+            data={"plan": plan.code},
+        )
     if invoice is not None:
         charge_invoice(invoice_id=invoice.pk, now=now, gateway=gateway)
     subscription.refresh_from_db()
@@ -155,9 +161,14 @@ def _advance(sub: Subscription, now: dt.datetime) -> tuple[str, Invoice | None]:
     if sub.pause_requested:
         return _begin_pause(sub, now), None
     if sub.pending_plan_id:
-        audit_record(at=now, action="subscription.plan_changed", obj=sub, customer=sub.customer,
-                     reason="downgrade at period end",
-                     data={"from": sub.plan.code, "to": sub.pending_plan.code})
+        audit_record(
+            at=now,
+            action="subscription.plan_changed",
+            obj=sub,
+            customer=sub.customer,
+            reason="downgrade at period end",
+            data={"from": sub.plan.code, "to": sub.pending_plan.code},
+        )
         sub.plan = sub.pending_plan
         sub.pending_plan = None
     return _start_period(sub, now, kind="renewal")
@@ -226,8 +237,14 @@ def subscription_cancel(
             sub.cancel_at_period_end = True
             sub.pause_requested = False
             sub.save()
-            audit_record(at=now, action="subscription.cancel_scheduled", obj=sub, actor=actor,
-                         customer=sub.customer, reason=reason or "cancel at period end")
+            audit_record(
+                at=now,
+                action="subscription.cancel_scheduled",
+                obj=sub,
+                actor=actor,
+                customer=sub.customer,
+                reason=reason or "cancel at period end",
+            )
             return sub
         for link in SubscriptionInvoice.objects.filter(subscription=sub, invoice__status__in=["draft", "open"]):
             if not link.invoice.attempts.filter(status__in=["pending", "unknown"]).exists():
@@ -272,6 +289,12 @@ def subscription_pause(
         sub.pause_requested = True
         sub.pause_periods = periods
         sub.save()
-        audit_record(at=now, action="subscription.pause_scheduled", obj=sub, actor=actor, customer=sub.customer,
-                     data={"periods": periods})
+        audit_record(
+            at=now,
+            action="subscription.pause_scheduled",
+            obj=sub,
+            actor=actor,
+            customer=sub.customer,
+            data={"periods": periods},
+        )
     return sub

@@ -25,7 +25,12 @@ from subscriptions.errors import PlanChangeNotAllowedError, PlanNotAvailableErro
 from subscriptions.models import Plan, Subscription, SubscriptionInvoice
 from subscriptions.services.common import bounds, charge_invoice, locked, plan_label
 
-UPGRADE, DOWNGRADE, INTERVAL_CHANGE, CANCEL_PENDING = "upgrade", "downgrade", "interval_change", "cancel_pending"
+UPGRADE, DOWNGRADE, INTERVAL_CHANGE, CANCEL_PENDING = (
+    "upgrade",
+    "downgrade",
+    "interval_change",
+    "cancel_pending",
+)
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,9 @@ class ChangePreview:
             return self.proration.describe("en" if lang.startswith("en") else "ko")
         if self.kind == DOWNGRADE:
             if lang.startswith("en"):
-                return (f"Switches to {self.new_plan.name_en} at the end of the current period; nothing is charged now.",)
+                return (
+                    f"Switches to {self.new_plan.name_en} at the end of the current period; nothing is charged now.",
+                )
             return (f"현재 결제 기간이 끝나면 {self.new_plan.name_ko}(으)로 바뀝니다. 지금은 결제되지 않습니다.",)
         if lang.startswith("en"):
             return ("The scheduled plan change is cancelled; you stay on your current plan.",)
@@ -86,18 +93,29 @@ def subscription_change_preview(*, subscription: Subscription, new_plan: Plan, n
     start, end = subscription.current_period_start, subscription.current_period_end
     if kind == UPGRADE:
         proration = pricing.prorate_change(
-            old_amount=current.amount, new_amount=new_plan.amount, old_tax_free=current.tax_free_amount,
-            new_tax_free=new_plan.tax_free_amount, period_start=start, period_end=end, at=now,
+            old_amount=current.amount,
+            new_amount=new_plan.amount,
+            old_tax_free=current.tax_free_amount,
+            new_tax_free=new_plan.tax_free_amount,
+            period_start=start,
+            period_end=end,
+            at=now,
         )
         return ChangePreview(kind, current, new_plan, proration.amount_due, 0, now, end, proration)
     if kind == INTERVAL_CHANGE:
         proration = pricing.prorate_interval_change(
-            old_amount=current.amount, old_tax_free=current.tax_free_amount, new_amount=new_plan.amount,
-            new_tax_free=new_plan.tax_free_amount, period_start=start, period_end=end, at=now,
+            old_amount=current.amount,
+            old_tax_free=current.tax_free_amount,
+            new_amount=new_plan.amount,
+            new_tax_free=new_plan.tax_free_amount,
+            period_start=start,
+            period_end=end,
+            at=now,
         )
         _new_start, new_end = bounds(anchor=now, plan=new_plan, index=0)
-        return ChangePreview(kind, current, new_plan, proration.amount_due, proration.credit_left, now, new_end,
-                             proration)
+        return ChangePreview(
+            kind, current, new_plan, proration.amount_due, proration.credit_left, now, new_end, proration
+        )
     return ChangePreview(kind, current, new_plan, 0, 0, end, end, None)
 
 
@@ -113,8 +131,14 @@ def subscription_change_plan(
         if preview.kind in (DOWNGRADE, CANCEL_PENDING):
             sub.pending_plan = new_plan if preview.kind == DOWNGRADE else None
             sub.save()
-            audit_record(at=now, action=f"subscription.{preview.kind}", obj=sub, actor=actor, customer=sub.customer,
-                         data={"from": sub.plan.code, "to": new_plan.code})
+            audit_record(
+                at=now,
+                action=f"subscription.{preview.kind}",
+                obj=sub,
+                actor=actor,
+                customer=sub.customer,
+                data={"from": sub.plan.code, "to": new_plan.code},
+            )
             return sub
         if SubscriptionInvoice.objects.filter(
             subscription=sub, kind__in=["upgrade", "interval_change"], invoice__status="open"
@@ -125,9 +149,15 @@ def subscription_change_plan(
             Customer.objects.filter(pk=sub.customer_id).update(
                 credit_balance=sub.customer.credit_balance + preview.credit_left
             )
-        audit_record(at=now, action=f"subscription.{preview.kind}_requested", obj=sub, actor=actor,
-                     customer=sub.customer, amount=preview.amount_due,
-                     data={"from": sub.plan.code, "to": new_plan.code, "invoice": invoice.number})
+        audit_record(
+            at=now,
+            action=f"subscription.{preview.kind}_requested",
+            obj=sub,
+            actor=actor,
+            customer=sub.customer,
+            amount=preview.amount_due,
+            data={"from": sub.plan.code, "to": new_plan.code, "invoice": invoice.number},
+        )
     if invoice.status == Invoice.Status.OPEN:
         attempt = charge_invoice(invoice_id=invoice.pk, now=now, gateway=gateway)
         if attempt is None or attempt.status in ("pending", "unknown"):
@@ -161,8 +191,11 @@ def _change_invoice(sub: Subscription, preview: ChangePreview, now: dt.datetime)
                 tax_free_amount=preview.proration.tax_free,
                 period_start=period_start,
                 period_end=period_end,
-                details={"kind": preview.kind, "explanation_ko": list(preview.explanation("ko")),
-                         "explanation_en": list(preview.explanation("en"))},
+                details={
+                    "kind": preview.kind,
+                    "explanation_ko": list(preview.explanation("ko")),
+                    "explanation_en": list(preview.explanation("en")),
+                },
             )
         ],
         now=now,
@@ -170,8 +203,15 @@ def _change_invoice(sub: Subscription, preview: ChangePreview, now: dt.datetime)
         period_end=period_end,
     )
     SubscriptionInvoice.objects.create(
-        subscription=sub, invoice=invoice, kind=kind, plan=sub.plan, target_plan=new_plan,
-        period_index=index, period_start=period_start, period_end=period_end, created_at=now,
+        subscription=sub,
+        invoice=invoice,
+        kind=kind,
+        plan=sub.plan,
+        target_plan=new_plan,
+        period_index=index,
+        period_start=period_start,
+        period_end=period_end,
+        created_at=now,
     )
     # A zero-amount change (fully covered by credit) is paid at finalization and applied by the receiver.
     return invoice_finalize(invoice=invoice, now=now)

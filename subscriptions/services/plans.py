@@ -7,13 +7,54 @@ from subscriptions.models import Plan
 
 DEMO_PLANS = [
     # code, ko, en, amount, tax_free, interval, count, trial_days, description ko, description en
-    ("basic-monthly", "베이직 월간", "Basic monthly", 9_900, 0, "month", 1, 0, "개인용 기본 플랜", "For individuals"),
-    ("pro-monthly", "프로 월간", "Pro monthly", 29_900, 0, "month", 1, 14, "팀을 위한 플랜, 14일 무료 체험",
-     "For teams, 14-day free trial"),
-    ("pro-yearly", "프로 연간", "Pro yearly", 299_000, 0, "year", 1, 0, "프로 플랜 연간 결제(2개월 할인)",
-     "Pro, billed yearly (2 months free)"),
-    ("books-monthly", "도서 정기배송", "Book box", 22_000, 12_000, "month", 1, 0, "도서(면세) + 굿즈(과세)",
-     "Books (tax-free) + goods (taxable)"),
+    (
+        "basic-monthly",
+        "베이직 월간",
+        "Basic monthly",
+        9_900,
+        0,
+        "month",
+        1,
+        0,
+        "개인용 기본 플랜",
+        "For individuals",
+    ),
+    (
+        "pro-monthly",
+        "프로 월간",
+        "Pro monthly",
+        29_900,
+        0,
+        "month",
+        1,
+        14,
+        "팀을 위한 플랜, 14일 무료 체험",
+        "For teams, 14-day free trial",
+    ),
+    (
+        "pro-yearly",
+        "프로 연간",
+        "Pro yearly",
+        299_000,
+        0,
+        "year",
+        1,
+        0,
+        "프로 플랜 연간 결제(2개월 할인)",
+        "Pro, billed yearly (2 months free)",
+    ),
+    (
+        "books-monthly",
+        "도서 정기배송",
+        "Book box",
+        22_000,
+        12_000,
+        "month",
+        1,
+        0,
+        "도서(면세) + 굿즈(과세)",
+        "Books (tax-free) + goods (taxable)",
+    ),
 ]
 
 
@@ -22,9 +63,16 @@ def plans_seed_demo() -> int:
         Plan.objects.get_or_create(
             code=code,
             defaults={
-                "name_ko": ko, "name_en": en, "amount": amount, "tax_free_amount": tax_free,
-                "interval": interval, "interval_count": count, "trial_days": trial,
-                "description_ko": dko, "description_en": den, "sort_order": order,
+                "name_ko": ko,
+                "name_en": en,
+                "amount": amount,
+                "tax_free_amount": tax_free,
+                "interval": interval,
+                "interval_count": count,
+                "trial_days": trial,
+                "description_ko": dko,
+                "description_en": den,
+                "sort_order": order,
             },
         )
     return Plan.objects.count()

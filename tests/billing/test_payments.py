@@ -66,8 +66,9 @@ def test_charge_marks_attempt_succeeded_and_invoice_paid_when_card_is_good(sandb
     [(INSUFFICIENT_FUNDS_CARD, "soft", "잔액부족"), (LOST_CARD, "hard", "분실")],
     ids=["insufficient-funds-soft", "lost-card-hard"],
 )
-def test_charge_records_a_classified_decline_when_card_is_declined(sandbox, gateway, now, card, decline_class,
-                                                                    reason_part):
+def test_charge_records_a_classified_decline_when_card_is_declined(
+    sandbox, gateway, now, card, decline_class, reason_part
+):
     customer = make_customer()
     register_card(customer, gateway, now=now, card=card)
     invoice = open_invoice(customer, now)
@@ -193,8 +194,13 @@ def test_settlement_is_forward_only_when_the_same_outcome_arrives_twice(sandbox,
     payment = gateway.get_payment(imp_uid=attempt.imp_uid)
 
     again = payment_apply_gateway_payment(attempt_id=attempt.pk, payment=payment, now=now, source="webhook")
-    failed_copy = GatewayPayment(imp_uid="imp_000000000001", merchant_uid=attempt.merchant_uid, status="failed",
-                                 amount=attempt.amount, fail_reason="late decline")
+    failed_copy = GatewayPayment(
+        imp_uid="imp_000000000001",
+        merchant_uid=attempt.merchant_uid,
+        status="failed",
+        amount=attempt.amount,
+        fail_reason="late decline",
+    )
     still = payment_apply_gateway_payment(attempt_id=attempt.pk, payment=failed_copy, now=now, source="webhook")
 
     assert again.status == still.status == PaymentAttempt.Status.SUCCEEDED
@@ -208,8 +214,9 @@ def test_stale_pending_attempt_from_a_dead_worker_is_reconciled_from_iamport(san
     key = register_card(customer, gateway, now=now)
     invoice = open_invoice(customer, now)
     attempt = payment_attempt_create(invoice_id=invoice.pk, now=now)
-    gateway.charge_billing_key(customer_uid=key.customer_uid, merchant_uid=attempt.merchant_uid,
-                               amount=attempt.amount, name="x")
+    gateway.charge_billing_key(
+        customer_uid=key.customer_uid, merchant_uid=attempt.merchant_uid, amount=attempt.amount, name="x"
+    )
 
     assert payments_reconcile_unsettled(now=now + dt.timedelta(seconds=10), gateway=gateway)["checked"] == 0
     counts = payments_reconcile_unsettled(now=now + dt.timedelta(seconds=181), gateway=gateway)

@@ -22,7 +22,14 @@ from subscriptions.services.lifecycle import (
 )
 from subscriptions.services.plan_changes import subscription_change_plan, subscription_change_preview
 from subscriptions.services.sweep import billing_run
-from tests.factories import GOOD_CARD, INSUFFICIENT_FUNDS_CARD, LOST_CARD, PlanFactory, make_customer, register_card
+from tests.factories import (
+    GOOD_CARD,
+    INSUFFICIENT_FUNDS_CARD,
+    LOST_CARD,
+    PlanFactory,
+    make_customer,
+    register_card,
+)
 
 pytestmark = pytest.mark.django_db
 KST = ZoneInfo("Asia/Seoul")
@@ -58,16 +65,17 @@ def run(django_capture_on_commit_callbacks):
 
 
 def paid_invoices(sub):
-    return list(
-        Invoice.objects.filter(subscription_link__subscription=sub, status="paid").order_by("period_start")
-    )
+    return list(Invoice.objects.filter(subscription_link__subscription=sub, status="paid").order_by("period_start"))
 
 
 def test_subscribe_charges_first_period_and_activates_when_card_is_good(sandbox, gateway, plan):
     sub = subscribed(gateway, plan)
 
     assert sub.status == S.ACTIVE
-    assert (sub.current_period_start, sub.current_period_end) == (T0, dt.datetime(2027, 2, 28, 10, 0, tzinfo=KST))
+    assert (sub.current_period_start, sub.current_period_end) == (
+        T0,
+        dt.datetime(2027, 2, 28, 10, 0, tzinfo=KST),
+    )
     [invoice] = paid_invoices(sub)
     assert invoice.total == 9_900 and invoice.number.startswith("2027-")
 
@@ -102,8 +110,11 @@ def test_subscribe_is_refused_without_a_card_or_twice(sandbox, gateway, plan):
 def test_renewals_follow_the_anchor_through_month_ends_and_charge_once_per_period(run, sandbox, gateway, plan):
     sub = subscribed(gateway, plan)  # anchored Jan 31, 10:00 KST
 
-    for moment in [dt.datetime(2027, 2, 28, 10, 0, tzinfo=KST), dt.datetime(2027, 3, 31, 10, 0, tzinfo=KST),
-                   dt.datetime(2027, 4, 30, 10, 0, tzinfo=KST)]:
+    for moment in [
+        dt.datetime(2027, 2, 28, 10, 0, tzinfo=KST),
+        dt.datetime(2027, 3, 31, 10, 0, tzinfo=KST),
+        dt.datetime(2027, 4, 30, 10, 0, tzinfo=KST),
+    ]:
         run(gateway, moment)
         run(gateway, moment)  # the sweep fired twice: nothing more happens
 
