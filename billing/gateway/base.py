@@ -239,9 +239,7 @@ class PaymentGateway(Protocol):
         name: str | None = None,
     ) -> GatewayPayment: ...
 
-    def schedule_charges(
-        self, *, customer_uid: str, schedules: Sequence[ScheduleItem]
-    ) -> list[GatewaySchedule]: ...
+    def schedule_charges(self, *, customer_uid: str, schedules: Sequence[ScheduleItem]) -> list[GatewaySchedule]: ...
 
     def unschedule_charges(
         self, *, customer_uid: str | None = None, merchant_uids: Sequence[str] | None = None

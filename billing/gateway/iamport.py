@@ -272,7 +272,8 @@ class IamportGateway:
                 "status": status,
                 "body": _LazyBody(resp, self._imp_secret, token_value),
             }
-            level = logging.INFO if status < 400 else logging.WARNING
+            # A "not found" is a normal answer for lookups; auth and server errors deserve attention.
+            level = logging.WARNING if status >= 500 or status == 401 else logging.INFO
             self._log(method, path, status, code, started, level=level)
 
             if status == 401:
@@ -282,9 +283,7 @@ class IamportGateway:
                     if token_value:
                         self._drop_token(token_value)
                     continue
-                raise GatewayAuthError(
-                    f"Iamport authentication failed: {message or 'unauthorized'}", **err_kw
-                )
+                raise GatewayAuthError(f"Iamport authentication failed: {message or 'unauthorized'}", **err_kw)
             if status >= 500:
                 if kind != "write" and attempt < attempts:
                     self._sleep(attempt)
@@ -486,9 +485,7 @@ class IamportGateway:
 
     # ------------------------------------------------------------------ schedules
 
-    def schedule_charges(
-        self, *, customer_uid: str, schedules: Sequence[ScheduleItem]
-    ) -> list[GatewaySchedule]:
+    def schedule_charges(self, *, customer_uid: str, schedules: Sequence[ScheduleItem]) -> list[GatewaySchedule]:
         if not schedules:
             raise ValueError("schedules must not be empty")
         items = []
@@ -524,9 +521,7 @@ class IamportGateway:
             raise TypeError("merchant_uids must be a sequence of strings")
         if not customer_uid and not merchant_uids:
             raise ValueError("give customer_uid and/or merchant_uids")
-        body = _compact(
-            customer_uid=customer_uid, merchant_uid=list(merchant_uids) if merchant_uids else None
-        )
+        body = _compact(customer_uid=customer_uid, merchant_uid=list(merchant_uids) if merchant_uids else None)
         data = self._call("POST", "/subscribe/payments/unschedule", json_body=body, kind="write")
         return [_schedule(s) for s in _as_list(data)]
 
@@ -587,9 +582,7 @@ class IamportGateway:
         data = self._call("GET", f"/payments/{_seg(imp_uid)}", params=params, kind="read")
         return _payment(data)
 
-    def get_payments(
-        self, *, imp_uids: Sequence[str] = (), merchant_uids: Sequence[str] = ()
-    ) -> list[GatewayPayment]:
+    def get_payments(self, *, imp_uids: Sequence[str] = (), merchant_uids: Sequence[str] = ()) -> list[GatewayPayment]:
         """Multi-get (≤100 ids in total); ids that are not found are simply absent."""
         if isinstance(imp_uids, str) or isinstance(merchant_uids, str):
             raise TypeError("imp_uids / merchant_uids must be sequences of strings")
@@ -623,9 +616,7 @@ class IamportGateway:
         page = 1
         while True:
             try:
-                data = self._call(
-                    "GET", path, params={"page": page, "limit": FIND_ALL_PAGE_LIMIT}, kind="read"
-                )
+                data = self._call("GET", path, params={"page": page, "limit": FIND_ALL_PAGE_LIMIT}, kind="read")
             except GatewayNotFound:
                 return result
             parsed = _page(data, _payment, page)
@@ -664,9 +655,7 @@ class IamportGateway:
         data = self._call("POST", "/payments/cancel", json_body=body, kind="write")
         return _payment(data)
 
-    def prepare_payment(
-        self, *, merchant_uid: str, amount: int, currency: str | None = None
-    ) -> GatewayPrepared:
+    def prepare_payment(self, *, merchant_uid: str, amount: int, currency: str | None = None) -> GatewayPrepared:
         body = _compact(merchant_uid=merchant_uid, amount=_won(amount, "amount"), currency=currency)
         data = self._call("POST", "/payments/prepare", json_body=body, kind="write")
         return _prepared(data)

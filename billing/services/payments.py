@@ -167,7 +167,7 @@ def _mark_failed(
     actor_label: str = "system",
 ) -> PaymentAttempt:
     with transaction.atomic():
-        attempt = PaymentAttempt.objects.select_for_update().select_related("invoice").get(pk=attempt.pk)
+        attempt = PaymentAttempt.objects.select_for_update(of=("self",)).select_related("invoice").get(pk=attempt.pk)
         if attempt.status not in UNSETTLED:
             return attempt
         previous = attempt.status
@@ -190,7 +190,7 @@ def payment_apply_gateway_payment(
     """Settle an attempt from what Iamport reports for its merchant_uid. Forward-only and idempotent."""
     label = {"charge": "system", "janitor": "janitor", "webhook": "webhook"}.get(source, source)
     with transaction.atomic():
-        attempt = PaymentAttempt.objects.select_for_update().select_related("invoice").get(pk=attempt_id)
+        attempt = PaymentAttempt.objects.select_for_update(of=("self",)).select_related("invoice").get(pk=attempt_id)
         if payment.merchant_uid != attempt.merchant_uid:
             raise ValueError("payment does not belong to this attempt")
         charged = payment.status in ("paid", "cancelled")

@@ -53,7 +53,7 @@ def refund_create(
     if not reason:
         raise RefundFailedError(_("Give a reason for the refund."), field="reason")
     with transaction.atomic():
-        attempt = PaymentAttempt.objects.select_for_update().select_related("invoice").get(pk=attempt_id)
+        attempt = PaymentAttempt.objects.select_for_update(of=("self",)).select_related("invoice").get(pk=attempt_id)
         if attempt.status != PaymentAttempt.Status.SUCCEEDED or not attempt.imp_uid:
             raise RefundNotAllowedError()
         totals = refund_totals(attempt)
@@ -132,7 +132,7 @@ def _cancellation_id(payment: GatewayPayment, amount: int) -> str:
 
 def _settle(refund, now, status, actor=None, *, failure: str = "", cancellation_id: str = "", label="system"):
     with transaction.atomic():
-        refund = Refund.objects.select_for_update().select_related("attempt__invoice").get(pk=refund.pk)
+        refund = Refund.objects.select_for_update(of=("self",)).select_related("attempt__invoice").get(pk=refund.pk)
         if refund.status not in IN_FLIGHT:
             return refund
         previous = refund.status

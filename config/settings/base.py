@@ -116,6 +116,8 @@ else:
             "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 60),
         }
     }
+if env("DATABASE_NAME"):  # lets a Celery worker started by a test attach to the test database
+    DATABASES["default"]["NAME"] = env("DATABASE_NAME")
 DATABASES["default"].setdefault("TEST", {})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -172,6 +174,7 @@ if not CELERY_BROKER_URL:
     else:
         CELERY_BROKER_URL = "sqla+" + re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", DATABASE_URL)
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", "celery")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True

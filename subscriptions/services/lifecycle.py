@@ -115,7 +115,7 @@ def subscription_renew(*, subscription_id: int, now: dt.datetime, gateway=None) 
     is claimed with SKIP LOCKED, the state re-checked, and the period invoice is unique per period."""
     with transaction.atomic():
         subscription = (
-            Subscription.objects.select_for_update(skip_locked=True)
+            Subscription.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("plan", "customer")
             .filter(pk=subscription_id)
             .first()
