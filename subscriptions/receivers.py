@@ -73,7 +73,11 @@ def on_invoice_payment_failed(sender, *, invoice: Invoice, attempt: PaymentAttem
     link = _link(invoice)
     if link is None:
         return
-    sub = Subscription.objects.select_for_update(of=("self",)).select_related("plan", "customer").get(pk=link.subscription_id)
+    sub = (
+        Subscription.objects.select_for_update(of=("self",))
+        .select_related("plan", "customer")
+        .get(pk=link.subscription_id)
+    )
     if link.kind in (K.UPGRADE, K.INTERVAL_CHANGE):
         # A plan change happens only if its charge succeeds: otherwise nothing changes.
         invoice_void(invoice=invoice, now=now, reason=f"plan change charge failed: {attempt.failure_reason}")

@@ -110,7 +110,9 @@ def set_status(subscription: Subscription, status: str, *, now: dt.datetime, rea
 
 
 def locked(subscription_id: int) -> Subscription:
-    return Subscription.objects.select_for_update(of=("self",)).select_related("plan", "customer").get(pk=subscription_id)
+    return (
+        Subscription.objects.select_for_update(of=("self",)).select_related("plan", "customer").get(pk=subscription_id)
+    )
 
 
 def on_commit(func) -> None:

@@ -48,12 +48,30 @@ def start(kind: str, queue: str, sandbox_url: str) -> subprocess.Popen:
         "SITE_URL": "",
     }
     if kind == "worker":
-        args = ["worker", "--pool", "threads", "--concurrency", "8", "-Q", queue, "--without-gossip",
-                "--without-mingle", "--without-heartbeat", "--loglevel", "INFO"]
+        args = [
+            "worker",
+            "--pool",
+            "threads",
+            "--concurrency",
+            "8",
+            "-Q",
+            queue,
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--loglevel",
+            "INFO",
+        ]
     else:
         args = ["beat", "--loglevel", "INFO", "--max-interval", "1", "--schedule", "/dev/null"]
-    return subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def stop(process: subprocess.Popen) -> str:
@@ -118,8 +136,9 @@ def test_beat_drives_the_sweeps_from_the_database_schedule(sandbox, gateway, que
     worker = start("worker", queue, sandbox.base_url)
     beat = start("beat", queue, sandbox.base_url)
     try:
-        renewed = wait_until(lambda: Invoice.objects.filter(subscription_link__subscription=sub, status="paid").count()
-                             >= 2)
+        renewed = wait_until(
+            lambda: Invoice.objects.filter(subscription_link__subscription=sub, status="paid").count() >= 2
+        )
     finally:
         beat_log = stop(beat)
         worker_log = stop(worker)

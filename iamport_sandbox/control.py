@@ -1,0 +1,141 @@
+"""A tiny urllib client for the sandbox's `/__sandbox__` controls, for tests, benchmarks and scripts."""
+
+import json
+import time
+import urllib.error
+import urllib.request
+
+
+class SandboxControlError(RuntimeError):
+    def __init__(self, status: int, body):
+        super().__init__(f"sandbox control failed with HTTP {status}: {body}")
+        self.status = status
+        self.body = body
+
+
+class SandboxControl:
+    def __init__(self, base_url: str, timeout: float = 60.0):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+
+    def _call(self, method: str, path: str, body=None):
+        data = None if body is None else json.dumps(body).encode("utf-8")
+        request = urllib.request.Request(  # noqa: S310 (the sandbox's own http URL)
+            f"{self.base_url}/__sandbox__/{path}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"} if data is not None else {},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            payload = exc.read()
+            try:
+                decoded = json.loads(payload)
+            except ValueError:
+                decoded = payload.decode("utf-8", "replace")
+            raise SandboxControlError(exc.code, decoded) from None
+
+    # -- state ------------------------------------------------------------------------------------------
+
+    def health(self) -> dict:
+        return self._call("GET", "health")
+
+    def reset(self) -> dict:
+        """Clear all state: payments, keys, schedules, tokens, webhooks, faults, latency, clock, log."""
+        return self._call("POST", "reset", {})
+
+    # -- clock ------------------------------------------------------------------------------------------
+
+    def now(self) -> int:
+        return self._call("GET", "clock")["now"]
+
+    def clock(self) -> dict:
+        return self._call("GET", "clock")
+
+    def set_now(self, unix: int) -> dict:
+        """Move the clock forward to `unix`; due schedules execute and their webhooks are delivered first."""
+        return self._call("POST", "clock", {"now": int(unix)})
+
+    def advance(self, seconds: int) -> dict:
+        return self._call("POST", "clock", {"advance": int(seconds)})
+
+    def freeze(self, frozen: bool = True) -> dict:
+        """Stop (or restart) the clock following real time."""
+        return self._call("POST", "clock", {"freeze": frozen})
+
+    def run_due_schedules(self) -> dict:
+        return self._call("POST", "schedules/run", {})
+
+    # -- faults and latency -----------------------------------------------------------------------------
+
+    def add_fault(
+        self,
+        endpoint: str,
+        mode: str,
+        times: int = 1,
+        delay_ms: int | None = None,
+        hold_ms: int | None = None,
+    ):
+        body = {"endpoint": endpoint, "mode": mode, "times": times}
+        if delay_ms is not None:
+            body["delay_ms"] = delay_ms
+        if hold_ms is not None:
+            body["hold_ms"] = hold_ms
+        return self._call("POST", "faults", body)
+
+    def faults(self) -> list:
+        return self._call("GET", "faults")
+
+    def clear_faults(self) -> dict:
+        return self._call("DELETE", "faults")
+
+    def set_latency(self, ms: int) -> dict:
+        return self._call("POST", "latency", {"ms": int(ms)})
+
+    # -- cards, config ----------------------------------------------------------------------------------
+
+    def set_card_behaviour(self, customer_uid: str, behaviour: str) -> dict:
+        """behaviour: paid | insufficient_funds | limit_exceeded | lost_card."""
+        return self._call("POST", f"cards/{urllib.request.quote(customer_uid, safe='')}", {"behaviour": behaviour})
+
+    def set_default_notice_url(self, url: str | None) -> dict:
+        """The console webhook URL, used when a payment has no notice_url."""
+        return self._call("POST", "config", {"default_notice_url": url})
+
+    def set_webhook_content_type(self, kind: str) -> dict:
+        """'json' (default) or 'form', like the console setting."""
+        return self._call("POST", "config", {"webhook_content_type": kind})
+
+    def config(self) -> dict:
+        return self._call("GET", "config")
+
+    # -- ledgers ----------------------------------------------------------------------------------------
+
+    def webhooks(self) -> list:
+        return self._call("GET", "webhooks")
+
+    def wait_for_webhooks(self, count: int, timeout: float = 5.0) -> list:
+        """Poll until at least `count` deliveries are finished (delivered or failed)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            done = [w for w in self.webhooks() if w["state"] != "pending"]
+            if len(done) >= count or time.monotonic() > deadline:
+                return done
+            time.sleep(0.02)
+
+    def payments(self) -> list:
+        return self._call("GET", "payments")
+
+    def customers(self) -> list:
+        return self._call("GET", "customers")
+
+    def schedules(self) -> list:
+        return self._call("GET", "schedules")
+
+    def requests_log(self) -> list:
+        return self._call("GET", "requests")
+
+    def clear_requests_log(self) -> dict:
+        return self._call("DELETE", "requests")

@@ -1,0 +1,200 @@
+"""Injected faults and latency: every mode, consumption order, and prompt release on stop/reset."""
+
+import threading
+import time
+
+import pytest
+import requests
+
+from iamport_sandbox.control import SandboxControl, SandboxControlError
+from iamport_sandbox.server import SandboxServer
+from tests.sandbox.sandbox_helpers import Iamport
+
+
+def _charge(iamport, merchant_uid: str, timeout: float = 10):
+    body = {"customer_uid": "c1", "merchant_uid": merchant_uid, "amount": 9900, "name": "x"}
+    return iamport.post("/subscribe/payments/again", json=body, timeout=timeout)
+
+
+def test_timeout_after_commit_charges_although_client_times_out(sandbox, iamport):
+    iamport.issued("c1")
+    sandbox.add_fault("again", "timeout_after_commit")
+
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        _charge(iamport, "f-after", timeout=1)
+
+    listing = iamport.get("/payments/findAll/f-after").json()["response"]
+    assert listing["total"] == 1 and listing["list"][0]["status"] == "paid"
+    assert [r["fault"] for r in sandbox.requests_log() if r["endpoint"] == "again"] == ["timeout_after_commit"]
+
+
+def test_timeout_before_commit_charges_nothing_when_client_times_out(sandbox, iamport):
+    iamport.issued("c1")
+    sandbox.add_fault("again", "timeout_before_commit")
+
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        _charge(iamport, "f-before", timeout=1)
+
+    assert iamport.get("/payments/findAll/f-before").status_code == 404
+
+
+def test_held_request_does_not_block_other_requests(sandbox, iamport, sandbox_server):
+    iamport.issued("c1")
+    sandbox.add_fault("again", "timeout_after_commit", hold_ms=3000)
+    outcome = []
+    held = threading.Thread(target=lambda: outcome.append(_safe_charge(iamport, "f-hold")))
+    other = Iamport(sandbox_server.url)
+    held.start()
+    time.sleep(0.2)
+
+    started = time.monotonic()
+    response = other.again("c1", "f-other")
+
+    assert response.json()["response"]["status"] == "paid"
+    assert time.monotonic() - started < 1
+    sandbox.reset()
+    held.join(timeout=5)
+    assert outcome == ["error"]
+
+
+@pytest.mark.parametrize("mode", ["http_500", "http_503"])
+def test_http_error_fault_answers_status_with_envelope_and_charges_nothing(sandbox, iamport, mode):
+    iamport.issued("c1")
+    sandbox.add_fault("again", mode)
+
+    response = _charge(iamport, "f-http")
+
+    assert response.status_code == int(mode[-3:])
+    assert response.json()["code"] != 0 and response.json()["response"] is None
+    assert iamport.get("/payments/findAll/f-http").status_code == 404
+
+
+def test_code_error_fault_answers_200_with_code_minus_1_and_charges_nothing(sandbox, iamport):
+    iamport.issued("c1")
+    sandbox.add_fault("again", "code_error")
+
+    response = _charge(iamport, "f-code")
+
+    assert response.status_code == 200
+    assert response.json()["code"] == -1 and response.json()["response"] is None
+    assert iamport.get("/payments/findAll/f-code").status_code == 404
+
+
+def test_delay_fault_serves_normally_after_delay(sandbox, iamport):
+    iamport.issued("c1")
+    sandbox.add_fault("again", "delay", delay_ms=400)
+
+    started = time.monotonic()
+    response = _charge(iamport, "f-delay")
+
+    assert time.monotonic() - started >= 0.4
+    assert response.json()["response"]["status"] == "paid"
+
+
+def test_faults_are_consumed_in_order_for_times_requests_each(sandbox, iamport):
+    iamport.issued("c1")
+    sandbox.add_fault("again", "http_503", times=2)
+    sandbox.add_fault("again", "code_error")
+
+    statuses = [(r.status_code, r.json()["code"]) for r in (_charge(iamport, f"f-seq-{i}") for i in range(4))]
+
+    assert statuses == [(503, -1), (503, -1), (200, -1), (200, 0)]
+
+
+def test_fault_applies_only_to_its_endpoint(sandbox, iamport):
+    iamport.issued("c1")
+    sandbox.add_fault("cancel", "http_500")
+
+    paid = iamport.paid("c1", "f-endpoint")
+
+    assert iamport.cancel(imp_uid=paid["imp_uid"]).status_code == 500
+    assert iamport.cancel(imp_uid=paid["imp_uid"]).json()["code"] == 0
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "call"),
+    [
+        ("getToken", lambda api: api.session.post(f"{api.base_url}/users/getToken", json={}, timeout=5)),
+        ("payments", lambda api: api.get("/payments/status/paid")),
+        ("customers", lambda api: api.get("/subscribe/customers/c1")),
+        ("onetime", lambda api: api.post("/subscribe/payments/onetime", json={})),
+        ("schedule", lambda api: api.post("/subscribe/payments/schedule", json={})),
+        ("unschedule", lambda api: api.post("/subscribe/payments/unschedule", json={})),
+    ],
+)
+def test_fault_hits_named_endpoint_when_that_endpoint_is_called(sandbox, iamport, endpoint, call):
+    iamport.token()
+    sandbox.add_fault(endpoint, "http_503")
+
+    assert call(iamport).status_code == 503
+    assert sandbox.faults() == []
+
+
+def test_clearing_faults_serves_normally_again(sandbox, iamport):
+    iamport.issued("c1")
+    sandbox.add_fault("again", "http_500", times=5)
+
+    sandbox.clear_faults()
+
+    assert _charge(iamport, "f-cleared").status_code == 200
+
+
+def test_adding_unknown_fault_mode_is_refused_with_400(sandbox):
+    with pytest.raises(SandboxControlError) as error:
+        sandbox.add_fault("again", "explode")
+
+    assert error.value.status == 400
+
+
+def test_latency_delays_api_calls_but_not_controls(sandbox, iamport):
+    iamport.token()
+    sandbox.set_latency(300)
+
+    started = time.monotonic()
+    iamport.get("/payments/status/paid")
+    api_elapsed = time.monotonic() - started
+    started = time.monotonic()
+    sandbox.payments()
+    control_elapsed = time.monotonic() - started
+
+    assert api_elapsed >= 0.3
+    assert control_elapsed < 0.2
+
+
+def test_reset_clears_latency_and_faults(sandbox, iamport):
+    sandbox.set_latency(500)
+    sandbox.add_fault("payments", "http_500")
+
+    sandbox.reset()
+
+    started = time.monotonic()
+    assert iamport.get("/payments/status/paid").status_code == 200
+    assert time.monotonic() - started < 0.3
+
+
+def test_stop_returns_promptly_when_a_response_is_held():
+    server = SandboxServer().start()
+    control = SandboxControl(server.url)
+    client = Iamport(server.url)
+    client.issued("c1")
+    control.add_fault("again", "timeout_after_commit")
+    errors = []
+    caller = threading.Thread(target=lambda: errors.append(_safe_charge(client, "f-stop")))
+    caller.start()
+    time.sleep(0.3)
+
+    started = time.monotonic()
+    server.stop()
+    elapsed = time.monotonic() - started
+
+    caller.join(timeout=5)
+    assert elapsed < 2
+    assert not caller.is_alive() and errors == ["error"]
+
+
+def _safe_charge(client, merchant_uid: str) -> str:
+    try:
+        _charge(client, merchant_uid, timeout=30)
+    except requests.exceptions.RequestException:
+        return "error"
+    return "answered"
