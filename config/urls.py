@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from billing.views import iamport_webhook
 from config.health import healthz
@@ -8,4 +8,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("iamport/webhook", iamport_webhook, name="iamport-webhook"),
     path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("subscriptions.urls")),
 ]
