@@ -122,15 +122,14 @@ def test_sweep_fired_twice_charges_each_renewal_once_on_a_real_worker(sandbox, g
 
 
 def test_beat_drives_the_sweeps_from_the_database_schedule(sandbox, gateway, queue):
-    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+    from config import beat
 
     now = timezone.now()
     plan = PlanFactory(code="daily", amount=1_000, interval="day")
     customer = make_customer()
     register_card(customer, gateway, now=now)
     sub = subscription_create(customer=customer, plan=plan, now=now, gateway=gateway)
-    fast, _ = IntervalSchedule.objects.get_or_create(every=1, period="seconds")
-    PeriodicTask.objects.filter(task__startswith="subscriptions.").update(interval=fast)
+    beat.install(every_seconds=1)  # the real schedule, at one-second intervals
     clock.set_offset(2 * 86400)
 
     worker = start("worker", queue, sandbox.base_url)
