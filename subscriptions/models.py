@@ -148,13 +148,15 @@ class SubscriptionInvoice(models.Model):
     period_index = models.IntegerField()
     period_start = models.DateTimeField()
     period_end = models.DateTimeField()
+    # A pre-registered renewal (schedule strategy) that was revoked and replaced (plan, card or pause changed).
+    superseded = models.BooleanField(default=False)
     created_at = models.DateTimeField()
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["subscription", "period_start"],
-                condition=Q(kind__in=["first", "renewal"]),
+                condition=Q(kind__in=["first", "renewal"], superseded=False),
                 name="subscription_invoice_one_per_period",
             ),
         ]

@@ -20,6 +20,7 @@ from billing.services.invoices import invoice_void
 from subscriptions.models import Subscription, SubscriptionInvoice
 from subscriptions.services.common import set_status
 from subscriptions.services.dunning import dunning_on_failure
+from subscriptions.services.schedules import schedule_sync_on_commit
 
 logger = logging.getLogger(__name__)
 S = Subscription.Status
@@ -36,6 +37,7 @@ def on_invoice_paid(sender, *, invoice: Invoice, attempt: PaymentAttempt, now: d
     if link is None:
         return
     sub = Subscription.objects.select_for_update(of=("self",)).select_related("plan").get(pk=link.subscription_id)
+    schedule_sync_on_commit(sub.pk, now)
     if link.kind in (K.UPGRADE, K.INTERVAL_CHANGE):
         _apply_plan_change(sub, link, now)
         return
@@ -98,6 +100,7 @@ def on_billing_key_registered(sender, *, customer: Customer, billing_key: Billin
         return
     sub.billing_key = billing_key
     sub.save(update_fields=["billing_key", "updated_at"])
+    schedule_sync_on_commit(sub.pk, now)
     open_ids = list(
         SubscriptionInvoice.objects.filter(
             subscription=sub, invoice__status=Invoice.Status.OPEN, kind__in=[K.FIRST, K.RENEWAL]

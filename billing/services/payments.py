@@ -280,6 +280,22 @@ def _flag(attempt: PaymentAttempt, now: dt.datetime, reason: str, label: str) ->
     return attempt
 
 
+def payment_revoke_scheduled(*, attempt_id: int, now: dt.datetime, reason: str) -> PaymentAttempt:
+    """A scheduled charge that Iamport confirmed revoked: FAILED with code "revoked", without dunning (nothing
+    was declined). Only a PENDING scheduled attempt can be revoked."""
+    with transaction.atomic():
+        attempt = PaymentAttempt.objects.select_for_update(of=("self",)).select_related("invoice").get(pk=attempt_id)
+        if attempt.status != Status.PENDING or attempt.via != PaymentAttempt.Via.SCHEDULE:
+            return attempt
+        attempt.status = Status.FAILED
+        attempt.failure_code = "revoked"
+        attempt.failure_reason = reason[:255]
+        attempt.settled_at = now
+        attempt.save()
+        _audit(attempt, now, "payment.schedule_revoked", "pending", "failed", reason)
+    return attempt
+
+
 def payment_reconcile(*, attempt_id: int, now: dt.datetime, gateway=None, source: str = "janitor") -> PaymentAttempt:
     """Settle one unsettled attempt by looking its merchant_uid up with findAll. Safe to run any time."""
     attempt = PaymentAttempt.objects.select_related("invoice").get(pk=attempt_id)

@@ -40,7 +40,7 @@ def period_invoice(
     start, end = bounds(anchor=subscription.billing_anchor, plan=plan, index=index)
     existing = (
         SubscriptionInvoice.objects.select_related("invoice")
-        .filter(subscription=subscription, period_start=start, kind__in=["first", "renewal"])
+        .filter(subscription=subscription, period_start=start, kind__in=["first", "renewal"], superseded=False)
         .first()
     )
     if existing is not None:

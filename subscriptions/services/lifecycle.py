@@ -22,6 +22,7 @@ from subscriptions import notifications
 from subscriptions.errors import AlreadySubscribedError, PlanNotAvailableError, SubscriptionStateError
 from subscriptions.models import Plan, Subscription, SubscriptionInvoice
 from subscriptions.services.common import bounds, charge_invoice, index_at, locked, period_invoice, set_status
+from subscriptions.services.schedules import schedule_sync_on_commit
 
 logger = logging.getLogger(__name__)
 S = Subscription.Status
@@ -237,6 +238,7 @@ def subscription_cancel(
             sub.cancel_at_period_end = True
             sub.pause_requested = False
             sub.save()
+            schedule_sync_on_commit(sub.pk, now)
             audit_record(
                 at=now,
                 action="subscription.cancel_scheduled",
@@ -250,6 +252,7 @@ def subscription_cancel(
             if not link.invoice.attempts.filter(status__in=["pending", "unknown"]).exists():
                 invoice_void(invoice=link.invoice, now=now, reason="subscription canceled", actor=actor)
         _end(sub, now, at=now, reason=reason or "canceled_now", actor=actor)
+        schedule_sync_on_commit(sub.pk, now)
     return sub
 
 
@@ -270,6 +273,7 @@ def subscription_resume(*, subscription: Subscription, now: dt.datetime, actor=N
             audit_record(at=now, action="subscription.resumed", obj=sub, actor=actor, customer=sub.customer)
         else:
             raise SubscriptionStateError()
+        schedule_sync_on_commit(sub.pk, now)
     if invoice is not None and invoice.status == Invoice.Status.OPEN:
         charge_invoice(invoice_id=invoice.pk, now=now, gateway=gateway)
     sub.refresh_from_db()
@@ -289,6 +293,7 @@ def subscription_pause(
         sub.pause_requested = True
         sub.pause_periods = periods
         sub.save()
+        schedule_sync_on_commit(sub.pk, now)
         audit_record(
             at=now,
             action="subscription.pause_scheduled",

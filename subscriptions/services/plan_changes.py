@@ -24,6 +24,7 @@ from subscriptions import pricing
 from subscriptions.errors import PlanChangeNotAllowedError, PlanNotAvailableError
 from subscriptions.models import Plan, Subscription, SubscriptionInvoice
 from subscriptions.services.common import bounds, charge_invoice, locked, plan_label
+from subscriptions.services.schedules import schedule_sync_on_commit
 
 UPGRADE, DOWNGRADE, INTERVAL_CHANGE, CANCEL_PENDING = (
     "upgrade",
@@ -131,6 +132,7 @@ def subscription_change_plan(
         if preview.kind in (DOWNGRADE, CANCEL_PENDING):
             sub.pending_plan = new_plan if preview.kind == DOWNGRADE else None
             sub.save()
+            schedule_sync_on_commit(sub.pk, now)
             audit_record(
                 at=now,
                 action=f"subscription.{preview.kind}",
