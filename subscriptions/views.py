@@ -1,4 +1,8 @@
-"""Subscriber web pages (entry points: parse input, call one service, render). Korean first, English second."""
+"""Subscriber web pages (entry points: parse input, call one service or selector, render).
+
+Korean first, English second. Every object is looked up through the signed-in customer, so another
+subscriber's invoice is a 404. Amounts are never taken from the browser: the server decides every amount.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +12,37 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from billing import clock
 from billing.errors import ApplicationError
-from billing.models import BillingKey
 from billing.services.billing_keys import card_registration_confirm, card_registration_prepare
 from billing.services.customers import customer_get_or_create
+from subscriptions.forms import CancelForm, PauseForm
 from subscriptions.models import Plan, Subscription
-from subscriptions.services.lifecycle import subscription_create
+from subscriptions.selectors_subscriber import account_summary, invoice_receipt, invoices_for_customer
+from subscriptions.services.lifecycle import (
+    subscription_cancel,
+    subscription_create,
+    subscription_pause,
+    subscription_resume,
+)
+from subscriptions.services.plan_changes import subscription_change_plan, subscription_change_preview
+
+
+def _customer(request):
+    return customer_get_or_create(user=request.user)
+
+
+def _live_subscription(customer) -> Subscription:
+    subscription = Subscription.objects.filter(customer=customer).exclude(status="canceled").first()
+    if subscription is None:
+        raise Http404
+    return subscription
 
 
 def pricing(request):
@@ -30,60 +54,176 @@ def signup(request):
     if request.method == "POST" and form.is_valid():
         user = form.save()
         login(request, user)
-        return redirect("subscriptions:account")
+        return redirect(_safe_next(request.GET.get("next")) or "subscriptions:account")
     return render(request, "registration/signup.html", {"form": form})
 
 
 @login_required
 def account(request):
-    customer = customer_get_or_create(user=request.user)
-    subscription = (
-        Subscription.objects.filter(customer=customer).select_related("plan", "billing_key").order_by("-id").first()
+    summary = account_summary(customer=_customer(request))
+    return render(
+        request,
+        "subscriptions/account.html",
+        {"summary": summary, "subscription": summary.subscription, "card": summary.card},
     )
-    card = BillingKey.objects.filter(customer=customer, status="active", is_default=True).first()
-    return render(request, "subscriptions/account.html", {"subscription": subscription, "card": card})
 
 
 @login_required
-def card(request):
-    return render(request, "subscriptions/card.html", {"next": request.GET.get("next", "")})
-
-
-@login_required
-@require_POST
-def card_prepare(request):
-    customer = customer_get_or_create(user=request.user)
-    return JsonResponse(card_registration_prepare(customer=customer, now=clock.now()))
-
-
-@login_required
-@require_POST
-def card_confirm(request):
-    customer = customer_get_or_create(user=request.user)
-    try:
-        payload = json.loads(request.body or "{}")
-        customer_uid = str(payload.get("customer_uid") or "")
-    except (ValueError, AttributeError):
-        customer_uid = ""
-    try:
-        key = card_registration_confirm(customer=customer, customer_uid=customer_uid, now=clock.now())
-    except ApplicationError as exc:
-        return JsonResponse({"error": exc.as_dict()}, status=exc.status_code)
-    return JsonResponse({"card_name": key.card_name, "card_number": key.card_number_masked})
+def checkout(request, code):
+    plan = get_object_or_404(Plan, code=code, active=True)
+    summary = account_summary(customer=_customer(request))
+    return render(request, "subscriptions/checkout.html", {"plan": plan, "card": summary.card, "summary": summary})
 
 
 @login_required
 @require_POST
 def subscribe(request, code):
     plan = get_object_or_404(Plan, code=code, active=True)
-    customer = customer_get_or_create(user=request.user)
     try:
-        subscription = subscription_create(customer=customer, plan=plan, now=clock.now())
+        subscription = subscription_create(customer=_customer(request), plan=plan, now=clock.now())
     except ApplicationError as exc:
         messages.error(request, exc.message)
-        return redirect("subscriptions:pricing")
+        return redirect("subscriptions:checkout", code=plan.code)
     if subscription.status == Subscription.Status.INCOMPLETE:
-        messages.error(request, "결제가 완료되지 않았습니다. 카드를 확인해 주세요.")
+        summary = account_summary(customer=subscription.customer)
+        reason = summary.last_failure.failure_reason if summary.last_failure else ""
+        messages.error(request, _("The payment was declined: %(reason)s. Try another card.") % {"reason": reason})
+        return redirect("subscriptions:checkout", code=plan.code)
+    if subscription.status == Subscription.Status.TRIALING:
+        messages.success(request, _("Your free trial has started."))
     else:
-        messages.success(request, "구독이 시작되었습니다.")
+        messages.success(request, _("Payment complete. Your subscription is active."))
     return redirect("subscriptions:account")
+
+
+@login_required
+def card(request):
+    return render(request, "subscriptions/card.html", {"next": _safe_next(request.GET.get("next"))})
+
+
+def _safe_next(value: str | None) -> str:
+    return value if value and value.startswith("/") and not value.startswith("//") else ""
+
+
+@login_required
+@require_POST
+def card_prepare(request):
+    return JsonResponse(card_registration_prepare(customer=_customer(request), now=clock.now()))
+
+
+@login_required
+@require_POST
+def card_confirm(request):
+    try:
+        payload = json.loads(request.body or "{}")
+        customer_uid = str(payload.get("customer_uid") or "")
+    except (ValueError, AttributeError):
+        customer_uid = ""
+    try:
+        key = card_registration_confirm(customer=_customer(request), customer_uid=customer_uid, now=clock.now())
+    except ApplicationError as exc:
+        return JsonResponse({"error": exc.as_dict()}, status=exc.status_code)
+    return JsonResponse({"card_name": key.card_name, "card_number": key.card_number_masked})
+
+
+@login_required
+def change_plan(request):
+    subscription = _live_subscription(_customer(request))
+    plans = Plan.objects.filter(active=True).exclude(pk=subscription.plan_id)
+    return render(request, "subscriptions/change_plan.html", {"subscription": subscription, "plans": plans})
+
+
+@login_required
+def change_plan_preview(request, code):
+    subscription = _live_subscription(_customer(request))
+    plan = get_object_or_404(Plan, code=code, active=True)
+    now = clock.now()
+    if request.method == "POST":
+        try:
+            subscription_change_plan(subscription=subscription, new_plan=plan, now=now, actor=request.user)
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+            return redirect("subscriptions:change-plan-preview", code=plan.code)
+        messages.success(request, _("Your plan change is confirmed."))
+        return redirect("subscriptions:account")
+    try:
+        preview = subscription_change_preview(subscription=subscription, new_plan=plan, now=now)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("subscriptions:change-plan")
+    lang = "en" if (get_language() or "ko").startswith("en") else "ko"
+    return render(
+        request,
+        "subscriptions/change_plan_preview.html",
+        {"subscription": subscription, "plan": plan, "preview": preview, "lines": preview.explanation(lang)},
+    )
+
+
+@login_required
+def cancel(request):
+    subscription = _live_subscription(_customer(request))
+    form = CancelForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        at_period_end = form.cleaned_data["when"] == "period_end"
+        try:
+            subscription_cancel(
+                subscription=subscription,
+                now=clock.now(),
+                at_period_end=at_period_end,
+                actor=request.user,
+                reason=form.cleaned_data["reason"],
+            )
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+            return redirect("subscriptions:account")
+        if at_period_end:
+            messages.success(request, _("Your subscription will end at the end of the current period."))
+        else:
+            messages.success(request, _("Your subscription has ended."))
+        return redirect("subscriptions:account")
+    return render(request, "subscriptions/cancel.html", {"subscription": subscription, "form": form})
+
+
+@login_required
+@require_POST
+def resume(request):
+    subscription = _live_subscription(_customer(request))
+    try:
+        subscription_resume(subscription=subscription, now=clock.now(), actor=request.user)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("Your subscription continues."))
+    return redirect("subscriptions:account")
+
+
+@login_required
+def pause(request):
+    subscription = _live_subscription(_customer(request))
+    form = PauseForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            subscription_pause(
+                subscription=subscription, now=clock.now(), periods=form.cleaned_data["periods"], actor=request.user
+            )
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+            return redirect("subscriptions:account")
+        messages.success(request, _("Your subscription will pause from the next period."))
+        return redirect("subscriptions:account")
+    return render(request, "subscriptions/pause.html", {"subscription": subscription, "form": form})
+
+
+@login_required
+def invoices(request):
+    return render(
+        request, "subscriptions/invoices.html", {"invoices": invoices_for_customer(customer=_customer(request))}
+    )
+
+
+@login_required
+def receipt(request, invoice_id: int):
+    invoice = invoice_receipt(customer=_customer(request), invoice_id=invoice_id)
+    if invoice is None:
+        raise Http404
+    return render(request, "subscriptions/receipt.html", {"invoice": invoice})

@@ -10,9 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _run(args, **env):
     full_env = {**os.environ, **env}
-    return subprocess.run(
-        [sys.executable, *args], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=120
-    )
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=120)
 
 
 def test_settings_refuse_a_non_postgres_database_url():
