@@ -9,7 +9,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(args, **env):
-    full_env = {**os.environ, **env}
+    # Variables a test run may set for itself (browser tests allow sync DB access inside Playwright's loop).
+    full_env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"} | env
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=120)
 
 
