@@ -11,5 +11,6 @@ from django.dispatch import Signal
 invoice_paid = Signal()
 # invoice, attempt, now
 invoice_payment_failed = Signal()
-# customer, billing_key, now — a new default card was registered (dunning retries the open invoice at once)
-billing_key_registered = Signal()
+# customer, billing_key, now — the default card changed (registered, or promoted after a deletion):
+# subscriptions move onto it and dunning retries the open invoice at once
+default_billing_key_changed = Signal()

@@ -91,8 +91,8 @@ def on_invoice_payment_failed(sender, *, invoice: Invoice, attempt: PaymentAttem
     dunning_on_failure(subscription=sub, invoice=invoice, attempt=attempt, now=now)
 
 
-@receiver(signals.billing_key_registered)
-def on_billing_key_registered(sender, *, customer: Customer, billing_key: BillingKey, now: dt.datetime, **kwargs):
+@receiver(signals.default_billing_key_changed)
+def on_default_billing_key_changed(sender, *, customer: Customer, billing_key: BillingKey, now: dt.datetime, **kwargs):
     """A new card moves the live subscription onto it (never a second subscription) and retries the open
     invoice at once."""
     sub = Subscription.objects.select_for_update().filter(customer=customer).exclude(status=S.CANCELED).first()

@@ -103,7 +103,7 @@ def card_registration_confirm(*, customer: Customer, customer_uid: str, now: dt.
             to_status=key.status,
             data={"card": key.card_number_masked, "card_name": key.card_name},
         )
-        signals.billing_key_registered.send(sender=BillingKey, customer=customer, billing_key=key, now=now)
+        signals.default_billing_key_changed.send(sender=BillingKey, customer=customer, billing_key=key, now=now)
     return key
 
 
@@ -118,6 +118,8 @@ def billing_key_delete(*, billing_key: BillingKey, now: dt.datetime, actor=None,
     except GatewayError as exc:
         raise GatewayUnavailableError() from exc
     with transaction.atomic():
+        Customer.objects.select_for_update().get(pk=billing_key.customer_id)
+        was_default = BillingKey.objects.filter(pk=billing_key.pk, is_default=True).exists()
         BillingKey.objects.filter(pk=billing_key.pk).update(
             status=BillingKey.Status.DELETED, is_default=False, deleted_at=now
         )
@@ -131,4 +133,17 @@ def billing_key_delete(*, billing_key: BillingKey, now: dt.datetime, actor=None,
             from_status="active",
             to_status="deleted",
         )
+        if was_default:
+            # The newest remaining card becomes the default, so renewals keep a card to charge.
+            successor = (
+                BillingKey.objects.filter(customer_id=billing_key.customer_id, status=BillingKey.Status.ACTIVE)
+                .order_by("-created_at", "-id")
+                .first()
+            )
+            if successor is not None:
+                BillingKey.objects.filter(pk=successor.pk).update(is_default=True)
+                successor.is_default = True
+                signals.default_billing_key_changed.send(
+                    sender=BillingKey, customer=billing_key.customer, billing_key=successor, now=now
+                )
     return billing_key

@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served locally: /api/docs/ works without a CDN
     "django_celery_beat",
     "billing",
     "subscriptions",
@@ -159,12 +160,28 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
+    "EXCEPTION_HANDLER": "billing.api.exceptions.api_exception_handler",
+    # Scoped throttles (per user, per IP when anonymous). The cache holds the counters: use a shared cache
+    # (CACHES) when several processes serve the API.
+    "DEFAULT_THROTTLE_RATES": {
+        "card_registration": env("API_THROTTLE_CARD_REGISTRATION", "10/minute"),
+        "auth_token": env("API_THROTTLE_AUTH_TOKEN", "20/minute"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "kbilling API",
     "DESCRIPTION": "Subscriptions, billing keys, invoices, payments and refunds on Iamport (PortOne V1).",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "InvoiceStatusEnum": "billing.models.Invoice.Status",
+        "PaymentStatusEnum": "billing.models.PaymentAttempt.Status",
+        "SubscriptionStatusEnum": "subscriptions.models.Subscription.Status",
+    },
 }
 
 # --- Celery ---------------------------------------------------------------------------------------

@@ -223,3 +223,22 @@ def test_refund_made_in_the_iamport_console_is_recorded_from_the_webhook(sandbox
     )
 
     assert [(r.amount, r.status) for r in Refund.objects.filter(attempt=attempt)] == [(2_500, "succeeded")]
+
+
+def test_deleting_the_default_card_promotes_the_newest_other_card_and_moves_the_subscription(sandbox, gateway, now):
+    from billing.services.billing_keys import billing_key_delete
+    from subscriptions.services.lifecycle import subscription_create
+    from tests.factories import PlanFactory
+
+    customer = make_customer()
+    older = register_card(customer, gateway, now=now)
+    newer = register_card(customer, gateway, now=now)
+    sub = subscription_create(customer=customer, plan=PlanFactory(code="m"), now=now, gateway=gateway)
+    assert sub.billing_key_id == newer.pk
+
+    billing_key_delete(billing_key=newer, now=now, gateway=gateway)
+
+    older.refresh_from_db()
+    sub.refresh_from_db()
+    assert older.is_default and sub.billing_key_id == older.pk
+    assert [c["customer_uid"] for c in sandbox.customers()] == [older.customer_uid]

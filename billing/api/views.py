@@ -1,0 +1,247 @@
+"""Billing API entry points: parse input, call one service or selector, render (style.md §1).
+
+Every object is scoped to the requesting user: another subscriber's object answers 404, never 403.
+Refund endpoints are for staff; a subscriber must not even learn that someone else's payment exists.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import authenticate
+from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.authtoken.models import Token
+from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.generics import GenericAPIView, ListAPIView, RetrieveAPIView
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from billing import clock
+from billing.api import selectors
+from billing.api.errors import InvalidCredentialsError
+from billing.api.schema import AUTHENTICATED, error_responses
+from billing.api.serializers import (
+    AuthTokenCreateSerializer,
+    AuthTokenSerializer,
+    BillingKeySerializer,
+    CardRegistrationConfirmSerializer,
+    CardRegistrationPrepareSerializer,
+    InvoiceSerializer,
+    PaymentSerializer,
+    RefundCreateSerializer,
+    StaffRefundSerializer,
+)
+from billing.models import PaymentAttempt
+from billing.services.billing_keys import card_registration_confirm, card_registration_prepare
+from billing.services.customers import customer_get_or_create
+from billing.services.refunds import refund_create
+
+# --- auth ----------------------------------------------------------------------------------------------
+
+
+class AuthTokenCreateApi(APIView):
+    authentication_classes = []  # a login: no session (and so no CSRF) involved
+    permission_classes = [AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "auth_token"
+
+    @extend_schema(
+        tags=["auth"],
+        summary="Exchange a username and password for an API token",
+        request=AuthTokenCreateSerializer,
+        responses={
+            200: AuthTokenSerializer,
+            **error_responses({400: "validation_error, invalid_credentials", 429: "throttled"}),
+        },
+        auth=[],
+    )
+    def post(self, request):
+        serializer = AuthTokenCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = authenticate(request=request, **serializer.validated_data)
+        if user is None:
+            raise InvalidCredentialsError()
+        token, _created = Token.objects.get_or_create(user=user)
+        return Response(AuthTokenSerializer({"token": token.key}).data)
+
+
+# --- billing keys ----------------------------------------------------------------------------------------
+
+
+class CardRegistrationPrepareApi(APIView):
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "card_registration"
+
+    @extend_schema(
+        tags=["billing keys"],
+        summary="Start registering a card: the parameters for IMP.request_pay",
+        request=None,
+        responses={201: CardRegistrationPrepareSerializer, **error_responses({**AUTHENTICATED, 429: "throttled"})},
+    )
+    def post(self, request):
+        customer = customer_get_or_create(user=request.user)
+        prepared = card_registration_prepare(customer=customer, now=clock.now())
+        return Response(CardRegistrationPrepareSerializer(prepared).data, status=status.HTTP_201_CREATED)
+
+
+class CardRegistrationConfirmApi(APIView):
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "card_registration"
+
+    @extend_schema(
+        tags=["billing keys"],
+        summary="Confirm a card registration with Iamport; the card becomes the default",
+        request=CardRegistrationConfirmSerializer,
+        responses={
+            201: BillingKeySerializer,
+            **error_responses(
+                {
+                    400: "validation_error, card_not_issued",
+                    **AUTHENTICATED,
+                    404: "card_registration_not_found",
+                    429: "throttled",
+                    503: "gateway_unavailable",
+                }
+            ),
+        },
+    )
+    def post(self, request):
+        serializer = CardRegistrationConfirmSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        customer = customer_get_or_create(user=request.user)
+        key = card_registration_confirm(
+            customer=customer, customer_uid=serializer.validated_data["customer_uid"], now=clock.now()
+        )
+        return Response(BillingKeySerializer(key).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(
+    tags=["billing keys"],
+    summary="Your active cards",
+    responses={200: BillingKeySerializer(many=True), **error_responses(AUTHENTICATED)},
+)
+class BillingKeyListApi(ListAPIView):
+    serializer_class = BillingKeySerializer
+
+    def get_queryset(self):
+        return selectors.billing_keys_for_user(user=self.request.user)
+
+
+# --- invoices ------------------------------------------------------------------------------------------
+
+
+@extend_schema(
+    tags=["invoices"],
+    summary="Your invoices, newest first",
+    responses={200: InvoiceSerializer(many=True), **error_responses(AUTHENTICATED)},
+)
+class InvoiceListApi(ListAPIView):
+    serializer_class = InvoiceSerializer
+
+    def get_queryset(self):
+        return selectors.invoices_for_user(user=self.request.user)
+
+
+@extend_schema(
+    tags=["invoices"],
+    summary="One of your invoices",
+    responses={200: InvoiceSerializer, **error_responses({**AUTHENTICATED, 404: "not_found"})},
+)
+class InvoiceDetailApi(RetrieveAPIView):
+    serializer_class = InvoiceSerializer
+
+    def get_queryset(self):
+        return selectors.invoices_for_user(user=self.request.user)
+
+
+# --- payments --------------------------------------------------------------------------------------------
+
+
+@extend_schema(
+    tags=["payments"],
+    summary="Your payment attempts, newest first",
+    responses={200: PaymentSerializer(many=True), **error_responses(AUTHENTICATED)},
+)
+class PaymentListApi(ListAPIView):
+    serializer_class = PaymentSerializer
+
+    def get_queryset(self):
+        return selectors.payments_for_user(user=self.request.user)
+
+
+@extend_schema(
+    tags=["payments"],
+    summary="One of your payment attempts, with its refunds",
+    responses={200: PaymentSerializer, **error_responses({**AUTHENTICATED, 404: "not_found"})},
+)
+class PaymentDetailApi(RetrieveAPIView):
+    serializer_class = PaymentSerializer
+
+    def get_queryset(self):
+        return selectors.payments_for_user(user=self.request.user)
+
+
+# --- refunds (staff) ----------------------------------------------------------------------------------------
+
+STAFF_ERRORS = {**AUTHENTICATED, 403: "permission_denied", 404: "not_found"}
+
+
+def _payment_for_staff(request, pk: int, *, permission: str) -> PaymentAttempt:
+    user = request.user
+    if not user.is_staff:
+        # A subscriber may see that refunds of their own payment are not theirs to make; of anyone else's
+        # payment they learn nothing, not even that it exists.
+        if selectors.payments_for_user(user=user).filter(pk=pk).exists():
+            raise PermissionDenied()
+        raise NotFound()
+    if not user.has_perm(permission):
+        raise PermissionDenied(
+            _("Your staff account lacks the %(permission)s permission.") % {"permission": permission}
+        )
+    return get_object_or_404(selectors.payments_all(), pk=pk)
+
+
+class PaymentRefundListCreateApi(GenericAPIView):
+    serializer_class = StaffRefundSerializer
+
+    @extend_schema(
+        tags=["refunds (staff)"],
+        summary="Refunds of a payment (staff, billing.view_refund)",
+        responses={200: StaffRefundSerializer(many=True), **error_responses(STAFF_ERRORS)},
+    )
+    def get(self, request, pk: int):
+        attempt = _payment_for_staff(request, pk, permission="billing.view_refund")
+        page = self.paginate_queryset(selectors.refunds_for_payment(attempt=attempt))
+        return self.get_paginated_response(StaffRefundSerializer(page, many=True).data)
+
+    @extend_schema(
+        tags=["refunds (staff)"],
+        summary="Refund a payment, fully or partly (staff, billing.add_refund)",
+        request=RefundCreateSerializer,
+        responses={
+            201: StaffRefundSerializer,
+            **error_responses(
+                {
+                    400: "validation_error, refund_exceeds_balance, refund_not_allowed, refund_failed",
+                    **STAFF_ERRORS,
+                    409: "payment_in_progress (another refund in flight), payment_pending (Iamport has not confirmed)",
+                    503: "gateway_unavailable",
+                }
+            ),
+        },
+    )
+    def post(self, request, pk: int):
+        attempt = _payment_for_staff(request, pk, permission="billing.add_refund")
+        serializer = RefundCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        refund = refund_create(
+            attempt_id=attempt.pk,
+            amount=serializer.validated_data.get("amount"),
+            reason=serializer.validated_data["reason"],
+            now=clock.now(),
+            actor=request.user,
+        )
+        return Response(StaffRefundSerializer(refund).data, status=status.HTTP_201_CREATED)

@@ -1,0 +1,111 @@
+"""Read-only queries over billing records: the figures of the operator dashboard.
+
+Every function takes `now=` (the dashboard passes `clock.now()`), runs a fixed number of queries however
+many rows there are, and returns plain frozen dataclasses or lists. Days are KST calendar days.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from fractions import Fraction
+from zoneinfo import ZoneInfo
+
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import TruncDate
+
+from billing.models import Invoice, PaymentAttempt
+
+KST = ZoneInfo("Asia/Seoul")
+
+# Invoices whose dunning is over: paid (recovered), or given up (uncollectible, void).
+SETTLED_INVOICE_STATUSES = (Invoice.Status.PAID, Invoice.Status.UNCOLLECTIBLE, Invoice.Status.VOID)
+
+
+def kst_midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.min, tzinfo=KST)
+
+
+@dataclass(frozen=True)
+class OpenInvoices:
+    """Open invoices, and among them those past due (a charge failed: dunning is running)."""
+
+    open_count: int
+    open_amount: int
+    past_due_count: int
+    past_due_amount: int
+
+
+def invoices_open_summary() -> OpenInvoices:
+    """One query. `past due` = open with a recorded failure (`first_failed_at` is set only by dunning)."""
+    past_due = Q(first_failed_at__isnull=False)
+    row = Invoice.objects.filter(status=Invoice.Status.OPEN).aggregate(
+        open_count=Count("id"),
+        open_amount=Sum("total", default=0),
+        past_due_count=Count("id", filter=past_due),
+        past_due_amount=Sum("total", filter=past_due, default=0),
+    )
+    return OpenInvoices(**row)
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """A rate shown as a percentage; `rate` is None when there is nothing to divide by."""
+
+    numerator: int
+    denominator: int
+
+    @property
+    def rate(self) -> Fraction | None:
+        return Fraction(self.numerator, self.denominator) if self.denominator else None
+
+    @property
+    def percent(self) -> float | None:
+        """For display only (one decimal); never used in money maths."""
+        rate = self.rate
+        return None if rate is None else round(float(rate * 100), 1)
+
+
+def dunning_recovery(*, now: dt.datetime, days: int = 90) -> Ratio:
+    """Invoices whose first failed charge was in the last `days` days and that are settled by now:
+    recovered (paid) / settled (paid, uncollectible or void). Still-open invoices are not counted yet."""
+    row = Invoice.objects.filter(
+        first_failed_at__gt=now - dt.timedelta(days=days),
+        first_failed_at__lte=now,
+        status__in=SETTLED_INVOICE_STATUSES,
+    ).aggregate(settled=Count("id"), recovered=Count("id", filter=Q(status=Invoice.Status.PAID)))
+    return Ratio(numerator=row["recovered"], denominator=row["settled"])
+
+
+def attempts_unknown_count() -> int:
+    """Attempts whose outcome we do not know (the janitor settles them; flagged ones wait for an operator)."""
+    return PaymentAttempt.objects.filter(status=PaymentAttempt.Status.UNKNOWN).count()
+
+
+@dataclass(frozen=True)
+class DayAmount:
+    day: dt.date
+    amount: int
+
+
+def revenue_paid_by_day(*, now: dt.datetime, days: int = 30) -> list[DayAmount]:
+    """Won charged per KST day (succeeded attempts by `paid_at`, before refunds) for the last `days` days
+    including today, oldest first, days without payments as 0. One query."""
+    today = now.astimezone(KST).date()
+    first = today - dt.timedelta(days=days - 1)
+    rows = (
+        PaymentAttempt.objects.filter(
+            status=PaymentAttempt.Status.SUCCEEDED,
+            paid_at__gte=kst_midnight(first),
+            paid_at__lt=kst_midnight(today + dt.timedelta(days=1)),
+        )
+        .annotate(day=TruncDate("paid_at", tzinfo=KST))
+        .values("day")
+        .annotate(amount=Sum("amount"))
+        .values_list("day", "amount")
+    )
+    by_day = dict(rows)
+    return [
+        DayAmount(day=day, amount=by_day.get(day, 0))
+        for day in (first + dt.timedelta(days=offset) for offset in range(days))
+    ]

@@ -1,0 +1,205 @@
+"""The admin of plans and subscriptions, dunning's "retry now" on invoices, and the operator dashboard.
+
+Plans are edited through `plan_update`, which freezes the price fields once a plan has subscribers; the form
+shows them read-only in that case and says why. Subscriptions change only through lifecycle services, so
+they are view-only here.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import Count
+from django.http import HttpResponseRedirect
+from django.urls import path
+from django.utils.translation import gettext_lazy as _
+
+from billing import clock
+from billing.admin import InvoiceAdmin, ViewOnlyInline, ViewOnlyMixin, won, won_column
+from billing.errors import ApplicationError
+from billing.models import Invoice, PaymentAttempt
+from subscriptions.admin_views import DashboardView
+from subscriptions.errors import PlanImmutableError
+from subscriptions.models import Plan, Subscription, SubscriptionInvoice
+from subscriptions.services.dunning import invoice_retry
+from subscriptions.services.plans import plan_update
+
+PRICE_LOCKED_HELP = _(
+    "These fields are read-only because this plan has subscribers: changing them would change what existing "
+    "subscribers pay. Create a new plan with the new price and move subscribers to it."
+)
+PRICE_OPEN_HELP = _("The price fields freeze as soon as anyone subscribes to this plan.")
+
+
+@admin.register(Plan)
+class PlanAdmin(admin.ModelAdmin):
+    list_display = (
+        "code",
+        "name_ko",
+        "name_en",
+        won_column("amount", _("amount")),
+        won_column("tax_free_amount", _("tax-free amount")),
+        "interval",
+        "interval_count",
+        "trial_days",
+        "active",
+        "sort_order",
+        "subscriber_count",
+    )
+    list_filter = ("active", "interval")
+    search_fields = ("code", "name_ko", "name_en")
+    readonly_fields = ("created_at",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(subscriber_count=Count("subscriptions"))
+
+    @admin.display(description=_("subscriptions"), ordering="subscriber_count")
+    def subscriber_count(self, obj):
+        return obj.subscriber_count
+
+    def price_locked(self, obj) -> bool:
+        return obj is not None and obj.pk is not None and obj.subscriptions.exists()
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if self.price_locked(obj):
+            fields += Plan.PRICE_FIELDS
+        return fields
+
+    def get_fieldsets(self, request, obj=None):
+        return [
+            (
+                None,
+                {
+                    "fields": [
+                        "code",
+                        ("name_ko", "name_en"),
+                        ("description_ko", "description_en"),
+                        "trial_days",
+                        "active",
+                        "sort_order",
+                        "created_at",
+                    ]
+                },
+            ),
+            (
+                _("Price"),
+                {
+                    "fields": list(Plan.PRICE_FIELDS),
+                    "description": PRICE_LOCKED_HELP if self.price_locked(obj) else PRICE_OPEN_HELP,
+                },
+            ),
+        ]
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        # The form already wrote its values onto `obj`; the service must compare against the stored plan.
+        stored = Plan.objects.get(pk=obj.pk)
+        plan_update(plan=stored, **{name: form.cleaned_data[name] for name in form.changed_data})
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except PlanImmutableError as exc:
+            # Someone subscribed between showing the form and saving it: the transaction rolled back.
+            self.message_user(request, exc.message, messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+
+class SubscriptionInvoiceInline(ViewOnlyInline):
+    model = SubscriptionInvoice
+    fields = ("kind", "invoice", "invoice_status", "invoice_total", "plan", "period_start", "period_end")
+    readonly_fields = fields
+    ordering = ("-period_start", "-id")
+    show_change_link = False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("invoice", "plan")
+
+    @admin.display(description=_("invoice status"))
+    def invoice_status(self, obj):
+        return obj.invoice.get_status_display()
+
+    @admin.display(description=_("total"))
+    def invoice_total(self, obj):
+        return won(obj.invoice.total)
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(ViewOnlyMixin, admin.ModelAdmin):
+    list_display = (
+        "id",
+        "customer",
+        "plan",
+        "status",
+        "current_period_end",
+        "cancel_at_period_end",
+        "pending_plan",
+        "created_at",
+        "ended_at",
+    )
+    list_select_related = ("customer", "plan", "pending_plan")
+    list_filter = ("status", "plan", "cancel_at_period_end")
+    search_fields = ("=id", "customer__email", "customer__user__username", "billing_key__customer_uid")
+    date_hierarchy = "created_at"
+    inlines = [SubscriptionInvoiceInline]
+
+
+# Invoices are billing's records; retrying one is dunning's job, which lives in this layer.
+class DunningInvoiceAdmin(InvoiceAdmin):
+    actions = ["retry_now"]
+
+    def has_retry_permission(self, request):
+        return request.user.has_perm("billing.change_invoice")
+
+    @admin.action(description=_("Retry the payment of the selected open invoices now"), permissions=["retry"])
+    def retry_now(self, request, queryset):
+        now = clock.now()
+        for invoice in queryset.order_by("id"):
+            values = {"invoice": invoice, "status": invoice.get_status_display()}
+            if invoice.status != Invoice.Status.OPEN:
+                self.message_user(request, _("%(invoice)s is not open (%(status)s).") % values, messages.WARNING)
+                continue
+            try:
+                attempt = invoice_retry(invoice_id=invoice.pk, now=now, force=True)
+            except ApplicationError as exc:
+                self.message_user(request, f"{invoice}: {exc.message}", messages.ERROR)
+                continue
+            self._report(request, invoice, attempt)
+
+    def _report(self, request, invoice, attempt: PaymentAttempt | None) -> None:
+        if attempt is None:
+            text = _("%(invoice)s was not charged: a payment is already in progress or its subscription ended.")
+            self.message_user(request, text % {"invoice": invoice}, messages.WARNING)
+        elif attempt.status == PaymentAttempt.Status.SUCCEEDED:
+            text = _("%(invoice)s: %(amount)s paid.")
+            self.message_user(request, text % {"invoice": invoice, "amount": won(attempt.amount)}, messages.SUCCESS)
+        elif attempt.status == PaymentAttempt.Status.FAILED:
+            text = _("%(invoice)s: the charge failed: %(reason)s")
+            self.message_user(request, text % {"invoice": invoice, "reason": attempt.failure_reason}, messages.ERROR)
+        else:
+            text = _("%(invoice)s: the outcome is not known yet; it will be reconciled with Iamport.")
+            self.message_user(request, text % {"invoice": invoice}, messages.WARNING)
+
+
+admin.site.unregister(Invoice)
+admin.site.register(Invoice, DunningInvoiceAdmin)
+
+
+def _add_dashboard_url(site: admin.AdminSite) -> None:
+    """Serve the dashboard at /admin/dashboard/ (name `admin:dashboard`) on the default admin site.
+
+    config/urls.py mounts Django's default site; swapping in an AdminSite subclass would need a settings
+    change, so the dashboard URL is prepended to that site's own URLs instead.
+    """
+    site_urls = site.get_urls
+
+    def get_urls():
+        view = site.admin_view(DashboardView.as_view(admin_site=site))
+        return [path("dashboard/", view, name="dashboard"), *site_urls()]
+
+    site.get_urls = get_urls
+
+
+_add_dashboard_url(admin.site)

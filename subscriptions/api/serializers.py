@@ -1,0 +1,110 @@
+"""Input and output shapes of the subscriptions API. Amounts are ints of won (VAT included)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from subscriptions.models import Plan, Subscription
+
+
+class PlanSerializer(serializers.ModelSerializer):
+    amount = serializers.IntegerField(read_only=True, help_text="Won per interval, VAT included.")
+    tax_free_amount = serializers.IntegerField(read_only=True, help_text="Tax-free (면세) part of amount.")
+
+    class Meta:
+        model = Plan
+        fields = [
+            "code",
+            "name_ko",
+            "name_en",
+            "description_ko",
+            "description_en",
+            "amount",
+            "tax_free_amount",
+            "currency",
+            "interval",
+            "interval_count",
+            "trial_days",
+        ]
+        read_only_fields = fields
+
+
+class PlanChoiceSerializer(serializers.Serializer):
+    plan = serializers.SlugRelatedField(slug_field="code", queryset=Plan.objects.all(), help_text="A plan code.")
+
+
+class SubscriptionCreateSerializer(PlanChoiceSerializer):
+    pass
+
+
+class PlanChangeSerializer(PlanChoiceSerializer):
+    pass
+
+
+class SubscriptionSerializer(serializers.ModelSerializer):
+    plan = PlanSerializer(read_only=True)
+    pending_plan = serializers.SlugRelatedField(
+        slug_field="code", read_only=True, allow_null=True, help_text="A downgrade waiting for the period end."
+    )
+    billing_key = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Subscription
+        fields = [
+            "id",
+            "plan",
+            "status",
+            "billing_key",
+            "current_period_start",
+            "current_period_end",
+            "trial_end",
+            "cancel_at_period_end",
+            "canceled_at",
+            "ended_at",
+            "end_reason",
+            "pending_plan",
+            "pause_requested",
+            "pause_periods",
+            "resume_at",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class ExplanationSerializer(serializers.Serializer):
+    ko = serializers.ListField(child=serializers.CharField())
+    en = serializers.ListField(child=serializers.CharField())
+
+
+class PlanChangePreviewSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["upgrade", "downgrade", "interval_change", "cancel_pending"])
+    current_plan = serializers.CharField(source="current_plan.code", help_text="Plan code.")
+    new_plan = serializers.CharField(source="new_plan.code", help_text="Plan code.")
+    amount_due = serializers.IntegerField(help_text="Won charged now if the change is made now, VAT included.")
+    credit_left = serializers.IntegerField(help_text="Won kept as credit for the next invoices.")
+    effective_at = serializers.DateTimeField()
+    period_end = serializers.DateTimeField(help_text="End of the period the change is billed up to.")
+    explanation = serializers.SerializerMethodField()
+
+    @extend_schema_field(ExplanationSerializer)
+    def get_explanation(self, preview) -> dict:
+        return {"ko": list(preview.explanation("ko")), "en": list(preview.explanation("en"))}
+
+
+class SubscriptionCancelSerializer(serializers.Serializer):
+    at_period_end = serializers.BooleanField(
+        default=True, help_text="true: keep access until the period ends; false: end now."
+    )
+    reason = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+
+
+class SubscriptionPauseSerializer(serializers.Serializer):
+    periods = serializers.IntegerField(
+        min_value=1,
+        max_value=32767,  # the column's limit
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Pause from the next period for this many periods; null: until resumed.",
+    )

@@ -1,0 +1,21 @@
+from django.urls import path
+
+from subscriptions.api import views
+
+urlpatterns = [
+    path("plans/", views.PlanListApi.as_view(), name="plan-list"),
+    path("billing-keys/<int:pk>", views.BillingKeyDeleteApi.as_view(), name="billing-key-delete"),
+    path("subscriptions/", views.SubscriptionListCreateApi.as_view(), name="subscription-list"),
+    path("subscriptions/<int:pk>", views.SubscriptionDetailApi.as_view(), name="subscription-detail"),
+    path(
+        "subscriptions/<int:pk>/change-plan/preview",
+        views.SubscriptionChangePreviewApi.as_view(),
+        name="subscription-change-plan-preview",
+    ),
+    path(
+        "subscriptions/<int:pk>/change-plan", views.SubscriptionChangePlanApi.as_view(), name="subscription-change-plan"
+    ),
+    path("subscriptions/<int:pk>/cancel", views.SubscriptionCancelApi.as_view(), name="subscription-cancel"),
+    path("subscriptions/<int:pk>/resume", views.SubscriptionResumeApi.as_view(), name="subscription-resume"),
+    path("subscriptions/<int:pk>/pause", views.SubscriptionPauseApi.as_view(), name="subscription-pause"),
+]
