@@ -53,6 +53,7 @@ class CardRegistration(models.Model):
 
     class Meta:
         verbose_name = _("card registration")
+        verbose_name_plural = _("card registrations")
 
     def __str__(self) -> str:
         return f"{self.customer_uid} ({self.status})"
@@ -79,6 +80,7 @@ class BillingKey(models.Model):
 
     class Meta:
         verbose_name = _("billing key")
+        verbose_name_plural = _("billing keys")
         constraints = [
             models.UniqueConstraint(
                 fields=["customer"],
@@ -147,6 +149,7 @@ class Invoice(models.Model):
 
     class Meta:
         verbose_name = _("invoice")
+        verbose_name_plural = _("invoices")
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(
@@ -225,6 +228,7 @@ class PaymentAttempt(models.Model):
 
     class Meta:
         verbose_name = _("payment attempt")
+        verbose_name_plural = _("payment attempts")
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(
@@ -276,6 +280,7 @@ class Refund(models.Model):
 
     class Meta:
         verbose_name = _("refund")
+        verbose_name_plural = _("refunds")
         ordering = ["-created_at", "-id"]
         constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive")]
 
@@ -306,6 +311,7 @@ class WebhookEvent(models.Model):
 
     class Meta:
         verbose_name = _("webhook event")
+        verbose_name_plural = _("webhook events")
         ordering = ["-received_at", "-id"]
 
     def __str__(self) -> str:

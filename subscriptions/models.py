@@ -39,6 +39,7 @@ class Plan(models.Model):
 
     class Meta:
         verbose_name = _("plan")
+        verbose_name_plural = _("plans")
         ordering = ["sort_order", "amount", "id"]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="plan_amount_positive"),
@@ -103,6 +104,7 @@ class Subscription(models.Model):
 
     class Meta:
         verbose_name = _("subscription")
+        verbose_name_plural = _("subscriptions")
         ordering = ["-created_at", "-id"]
         constraints = [
             # One live subscription per customer: a double-clicked "subscribe" or a card update never
