@@ -353,3 +353,14 @@ class ClockOffset(models.Model):
 
     def __str__(self) -> str:
         return f"+{self.offset_seconds}s"
+
+
+class ChargeRateWindow(models.Model):
+    """One second of the global charge rate limit (settings.BILLING_CHARGE_RATE_LIMIT): how many charges
+    started in it, across every worker process. See billing.ratelimit."""
+
+    second = models.BigIntegerField(primary_key=True)  # UNIX second
+    used = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.second}: {self.used}"

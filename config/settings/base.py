@@ -248,6 +248,8 @@ BILLING_DUNNING_FINAL_ACTION = env("BILLING_DUNNING_FINAL_ACTION", "cancel")
 BILLING_RECONCILE_PENDING_AFTER_SECONDS = env_int("BILLING_RECONCILE_PENDING_AFTER_SECONDS", 180)
 # An attempt that Iamport has no record of this long after it was made never reached the PG: FAILED.
 BILLING_RECONCILE_NOT_FOUND_AFTER_SECONDS = env_int("BILLING_RECONCILE_NOT_FOUND_AFTER_SECONDS", 600)
+# At most this many charges start per second across all workers (0 = no limit); some PGs cap merchants at 50/s.
+BILLING_CHARGE_RATE_LIMIT = env_int("BILLING_CHARGE_RATE_LIMIT", 0)
 BILLING_INCOMPLETE_EXPIRY_HOURS = env_int("BILLING_INCOMPLETE_EXPIRY_HOURS", 23)
 BILLING_TRIAL_NOTICE_DAYS = env_int("BILLING_TRIAL_NOTICE_DAYS", 3)
 # Webhooks: only Iamport's documented source IPs are accepted when the allow-list is on (production).
