@@ -12,9 +12,9 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from billing.models import Invoice, PaymentAttempt
+from subscriptions.models import Plan
 from subscriptions.services.lifecycle import subscription_create
 from subscriptions.services.plans import plans_seed_demo
-from subscriptions.models import Plan
 from tests.factories import make_customer, register_card
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
