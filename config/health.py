@@ -28,6 +28,8 @@ def _check_broker() -> dict:
     try:
         with celery_app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
+            # Some transports (Redis) connect lazily: opening a channel makes them really talk to the broker.
+            conn.default_channel  # noqa: B018
     except Exception as exc:
         return {"ok": False, "error": type(exc).__name__}
     return {"ok": True, "ms": round((time.monotonic() - started) * 1000, 1), "transport": conn.transport_cls}
