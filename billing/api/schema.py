@@ -51,3 +51,5 @@ def error_responses(codes: dict[int, str]) -> dict[int, OpenApiResponse]:
 
 
 AUTHENTICATED = {401: "not_authenticated"}
+# Every paginated list: DRF's PageNumberPagination answers 404 for a page past the end or not a number.
+PAGINATED = {404: "not_found (a page past the end, or not a page number)"}

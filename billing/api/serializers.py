@@ -147,6 +147,10 @@ class PaymentCardSerializer(serializers.Serializer):
 
 class PaymentSerializer(serializers.ModelSerializer):
     invoice_number = serializers.CharField(source="invoice.number", read_only=True, allow_null=True)
+    # Declared: a read-only ModelSerializer field drops allow_blank, and the schema then omitted "" (no decline).
+    decline_class = serializers.ChoiceField(
+        choices=Invoice.DeclineClass.choices, allow_blank=True, read_only=True, help_text="Empty unless it failed."
+    )
     card = PaymentCardSerializer(source="*", read_only=True)
     failure_reason = serializers.SerializerMethodField()
     refunds = RefundSerializer(many=True, read_only=True)

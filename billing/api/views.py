@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 from billing import clock
 from billing.api import selectors
 from billing.api.errors import InvalidCredentialsError
-from billing.api.schema import AUTHENTICATED, error_responses
+from billing.api.schema import AUTHENTICATED, PAGINATED, error_responses
 from billing.api.serializers import (
     AuthTokenCreateSerializer,
     AuthTokenSerializer,
@@ -121,7 +121,7 @@ class CardRegistrationConfirmApi(APIView):
 @extend_schema(
     tags=["billing keys"],
     summary="Your active cards",
-    responses={200: BillingKeySerializer(many=True), **error_responses(AUTHENTICATED)},
+    responses={200: BillingKeySerializer(many=True), **error_responses({**AUTHENTICATED, **PAGINATED})},
 )
 class BillingKeyListApi(ListAPIView):
     serializer_class = BillingKeySerializer
@@ -136,7 +136,7 @@ class BillingKeyListApi(ListAPIView):
 @extend_schema(
     tags=["invoices"],
     summary="Your invoices, newest first",
-    responses={200: InvoiceSerializer(many=True), **error_responses(AUTHENTICATED)},
+    responses={200: InvoiceSerializer(many=True), **error_responses({**AUTHENTICATED, **PAGINATED})},
 )
 class InvoiceListApi(ListAPIView):
     serializer_class = InvoiceSerializer
@@ -163,7 +163,7 @@ class InvoiceDetailApi(RetrieveAPIView):
 @extend_schema(
     tags=["payments"],
     summary="Your payment attempts, newest first",
-    responses={200: PaymentSerializer(many=True), **error_responses(AUTHENTICATED)},
+    responses={200: PaymentSerializer(many=True), **error_responses({**AUTHENTICATED, **PAGINATED})},
 )
 class PaymentListApi(ListAPIView):
     serializer_class = PaymentSerializer

@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from billing import signals
 from billing.errors import InvoiceNotPayableError
-from billing.models import Customer, Invoice, InvoiceLine, InvoiceNumberSequence
+from billing.models import Customer, Invoice, InvoiceLine
 from billing.money import split_vat
 from billing.services.audit import audit_record
 
@@ -64,11 +64,24 @@ def invoice_create(
 
 
 def _next_number(year: int) -> str:
-    InvoiceNumberSequence.objects.get_or_create(year=year)
-    sequence = InvoiceNumberSequence.objects.select_for_update().get(year=year)
-    sequence.last_number += 1
-    sequence.save(update_fields=["last_number"])
-    return f"{year}-{sequence.last_number:06d}"
+    """Take the next number of `year` in one statement. The row stays locked until the caller commits, so a
+    rolled-back finalization gives its number back and numbers stay gapless; callers keep that window short."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE billing_invoicenumbersequence SET last_number = last_number + 1 WHERE year = %s "
+            "RETURNING last_number",
+            [year],
+        )
+        row = cursor.fetchone()
+        if row is None:
+            cursor.execute(
+                "INSERT INTO billing_invoicenumbersequence (year, last_number) VALUES (%s, 1) "
+                "ON CONFLICT (year) DO UPDATE SET last_number = billing_invoicenumbersequence.last_number + 1 "
+                "RETURNING last_number",
+                [year],
+            )
+            row = cursor.fetchone()
+    return f"{year}-{row[0]:06d}"
 
 
 def invoice_finalize(*, invoice: Invoice, now: dt.datetime) -> Invoice:
@@ -110,7 +123,7 @@ def invoice_finalize(*, invoice: Invoice, now: dt.datetime) -> Invoice:
             at=now,
             action="invoice.finalized",
             obj=invoice,
-            customer=invoice.customer,
+            customer_id=invoice.customer_id,
             amount=invoice.total,
             from_status="draft",
             to_status=invoice.status,
@@ -139,7 +152,7 @@ def invoice_void(*, invoice: Invoice, now: dt.datetime, reason: str, actor=None)
             action="invoice.voided",
             obj=invoice,
             actor=actor,
-            customer=invoice.customer,
+            customer_id=invoice.customer_id,
             amount=invoice.total,
             from_status=previous,
             to_status=invoice.status,
@@ -156,7 +169,7 @@ def invoice_mark_uncollectible(*, invoice: Invoice, now: dt.datetime, reason: st
         at=now,
         action="invoice.uncollectible",
         obj=invoice,
-        customer=invoice.customer,
+        customer_id=invoice.customer_id,
         amount=invoice.total,
         from_status="open",
         to_status="uncollectible",

@@ -54,7 +54,7 @@ def payment_attempt_create(
 ) -> PaymentAttempt:
     """Step 1: record a PENDING attempt for an open invoice. Raises if the invoice cannot be charged now."""
     with transaction.atomic():
-        invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
+        invoice = Invoice.objects.select_for_update(of=("self",)).select_related("customer").get(pk=invoice_id)
         if invoice.status != Invoice.Status.OPEN or invoice.total <= 0:
             raise InvoiceNotPayableError()
         if customer_uid is None:
@@ -150,7 +150,7 @@ def _audit(attempt, now, action, from_status, to_status, reason="", actor_label=
         action=action,
         obj=attempt,
         actor_label=actor_label,
-        customer=attempt.invoice.customer,
+        customer_id=attempt.invoice.customer_id,
         amount=attempt.amount,
         from_status=from_status,
         to_status=to_status,
@@ -259,7 +259,7 @@ def _mark_succeeded(attempt: PaymentAttempt, payment: GatewayPayment, now: dt.da
             action="invoice.paid",
             obj=invoice,
             actor_label=label,
-            customer=invoice.customer,
+            customer_id=invoice.customer_id,
             amount=invoice.total,
             from_status="open",
             to_status="paid",
