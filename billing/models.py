@@ -282,7 +282,15 @@ class Refund(models.Model):
         verbose_name = _("refund")
         verbose_name_plural = _("refunds")
         ordering = ["-created_at", "-id"]
-        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive")]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
+            # One ledger row per Iamport cancellation, however many times its webhook arrives.
+            models.UniqueConstraint(
+                fields=["attempt", "cancellation_id"],
+                condition=~Q(cancellation_id=""),
+                name="refund_one_row_per_cancellation",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"refund {self.pk} of {self.amount} ({self.status})"

@@ -41,6 +41,21 @@ def on_invoice_paid(sender, *, invoice: Invoice, attempt: PaymentAttempt, now: d
     if link.kind in (K.UPGRADE, K.INTERVAL_CHANGE):
         _apply_plan_change(sub, link, now)
         return
+    if sub.status == S.CANCELED and attempt is not None:
+        # Money moved for a subscription that ended meanwhile (e.g. canceled while its first charge was
+        # UNKNOWN): never silently keep it; an operator refunds or reactivates.
+        PaymentAttempt.objects.filter(pk=attempt.pk).update(
+            flagged_reason="paid after the subscription was canceled: refund or reactivate"
+        )
+        audit_record(
+            at=now,
+            action="payment.flagged",
+            obj=attempt,
+            customer_id=sub.customer_id,
+            amount=attempt.amount,
+            reason="paid after the subscription was canceled",
+        )
+        return
     if sub.status in (S.INCOMPLETE, S.TRIALING, S.PAST_DUE, S.UNPAID) and link.period_index >= sub.current_period_index:
         set_status(sub, S.ACTIVE, now=now, reason=f"invoice {invoice.number} paid")
         sub.incomplete_expires_at = None

@@ -7,9 +7,11 @@ subscriber's invoice is a 404. Amounts are never taken from the browser: the ser
 from __future__ import annotations
 
 import json
+from functools import wraps
 
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
 from django.http import Http404, JsonResponse
@@ -22,6 +24,7 @@ from billing import clock
 from billing.errors import ApplicationError
 from billing.services.billing_keys import card_registration_confirm, card_registration_prepare
 from billing.services.customers import customer_get_or_create
+from subscriptions import ratelimit
 from subscriptions.forms import CancelForm, PauseForm
 from subscriptions.models import Plan, Subscription
 from subscriptions.selectors_subscriber import account_summary, invoice_receipt, invoices_for_customer
@@ -47,6 +50,55 @@ def _live_subscription(customer) -> Subscription:
 
 def pricing(request):
     return render(request, "subscriptions/pricing.html", {"plans": Plan.objects.filter(active=True)})
+
+
+class LoginView(auth_views.LoginView):
+    """Django's log-in, refused with 429 after too many failures for one username from one client IP.
+
+    While refused, even the right password is not checked, so guessing gains nothing; a successful log-in
+    clears the count. The IP is REMOTE_ADDR (as for the webhook allow-list): behind a proxy that is the
+    proxy's address unless the proxy sets it, and the limit then counts per username.
+    """
+
+    def _limit_key(self) -> tuple[str, str]:
+        username = str(self.request.POST.get("username", "")).strip().lower()
+        return username, self.request.META.get("REMOTE_ADDR", "")
+
+    def post(self, request, *args, **kwargs):
+        limit = ratelimit.login_failures()
+        if limit.exceeded(*self._limit_key()):
+            retry_after = limit.retry_after(*self._limit_key())
+            messages.error(request, ratelimit.refusal_message("login", retry_after=retry_after))
+            form = self.form_class(request, initial={"username": request.POST.get("username", "")})
+            response = self.render_to_response(self.get_context_data(form=form), status=429)
+            response["Retry-After"] = str(retry_after)
+            return response
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form):
+        ratelimit.login_failures().hit(*self._limit_key())
+        return super().form_invalid(form)
+
+    def form_valid(self, form):
+        ratelimit.login_failures().reset(*self._limit_key())
+        return super().form_valid(form)
+
+
+def _card_registration_limited(view):
+    """At most RATE_LIMIT_CARD_REGISTRATION calls per user per window: billing-key issuance is where card
+    testers probe stolen cards, and the API's DRF throttle does not cover these session views."""
+
+    @wraps(view)
+    def limited(request, *args, **kwargs):
+        limit = ratelimit.card_registrations(view.__name__)
+        if limit.hit(str(request.user.pk)) > limit.limit:
+            retry_after = limit.retry_after(str(request.user.pk))
+            message = ratelimit.refusal_message("card_registration", retry_after=retry_after)
+            error = {"code": "throttled", "message": message, "retry_after": retry_after}
+            return JsonResponse({"error": error}, status=429, headers={"Retry-After": str(retry_after)})
+        return view(request, *args, **kwargs)
+
+    return limited
 
 
 def signup(request):
@@ -107,17 +159,21 @@ def _safe_next(value: str | None) -> str:
 
 @login_required
 @require_POST
+@_card_registration_limited
 def card_prepare(request):
     return JsonResponse(card_registration_prepare(customer=_customer(request), now=clock.now()))
 
 
 @login_required
 @require_POST
+@_card_registration_limited
 def card_confirm(request):
     try:
         payload = json.loads(request.body or "{}")
         customer_uid = str(payload.get("customer_uid") or "")
     except (ValueError, AttributeError):
+        customer_uid = ""
+    if "\x00" in customer_uid:  # PostgreSQL cannot even compare text with NUL: it is no customer_uid of ours
         customer_uid = ""
     try:
         key = card_registration_confirm(customer=_customer(request), customer_uid=customer_uid, now=clock.now())

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
+from django.db.models import F
 
 from billing import signals
 from billing.errors import InvoiceNotPayableError
@@ -147,6 +148,7 @@ def invoice_void(*, invoice: Invoice, now: dt.datetime, reason: str, actor=None)
         invoice.voided_at = now
         invoice.next_attempt_at = None
         invoice.save(update_fields=["status", "voided_at", "next_attempt_at"])
+        _return_credit(invoice, now=now, reason="invoice voided")
         audit_record(
             at=now,
             action="invoice.voided",
@@ -161,10 +163,26 @@ def invoice_void(*, invoice: Invoice, now: dt.datetime, reason: str, actor=None)
     return invoice
 
 
+def _return_credit(invoice: Invoice, *, now: dt.datetime, reason: str) -> None:
+    """Credit applied to an invoice that will never be paid goes back to the customer's balance."""
+    if not invoice.credit_applied:
+        return
+    Customer.objects.filter(pk=invoice.customer_id).update(credit_balance=F("credit_balance") + invoice.credit_applied)
+    audit_record(
+        at=now,
+        action="customer.credit_returned",
+        obj=invoice,
+        customer_id=invoice.customer_id,
+        amount=invoice.credit_applied,
+        reason=reason,
+    )
+
+
 def invoice_mark_uncollectible(*, invoice: Invoice, now: dt.datetime, reason: str) -> Invoice:
     if invoice.status != Invoice.Status.OPEN:
         return invoice
     Invoice.objects.filter(pk=invoice.pk).update(status=Invoice.Status.UNCOLLECTIBLE, next_attempt_at=None)
+    _return_credit(invoice, now=now, reason=reason)
     audit_record(
         at=now,
         action="invoice.uncollectible",

@@ -21,6 +21,7 @@ import time
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
 
 from billing import signals
 from billing.decline import GATEWAY, classify_decline
@@ -65,6 +66,8 @@ def payment_attempt_create(
             )
             if customer_uid is None:
                 raise NoPaymentMethodError()
+        if invoice.attempt_count and invoice.attempts.exclude(flagged_reason="").exists():
+            raise PaymentInProgressError(_("A payment of this invoice is waiting for an operator's review."))
         invoice.attempt_count += 1
         try:
             with transaction.atomic():
@@ -201,7 +204,15 @@ def payment_apply_gateway_payment(
             return _flag(attempt, now, f"Iamport reports {payment.amount} won, we asked for {attempt.amount}", label)
         if attempt.status not in UNSETTLED:
             if charged and attempt.status == Status.FAILED and payment.imp_uid != attempt.imp_uid:
-                # Money moved for an attempt we had recorded as failed: never silently ignore a charge.
+                # Money moved for an attempt we had recorded as failed (e.g. the janitor concluded "never reached
+                # Iamport" before a slow PG finished). If the invoice still waits for money, this IS its payment:
+                # record it, which also stops dunning from charging again. Otherwise an operator must refund.
+                invoice = Invoice.objects.select_for_update().get(pk=attempt.invoice_id)
+                if (
+                    invoice.status == Invoice.Status.OPEN
+                    and not invoice.attempts.filter(status=Status.SUCCEEDED).exists()
+                ):
+                    return _mark_succeeded(attempt, payment, now, label)
                 return _flag(attempt, now, f"Iamport reports {payment.imp_uid} paid for a failed attempt", label)
             return attempt
         if charged:
@@ -278,6 +289,8 @@ def _flag(attempt: PaymentAttempt, now: dt.datetime, reason: str, label: str) ->
         attempt.status = Status.UNKNOWN
     attempt.flagged_reason = reason[:255]
     attempt.save(update_fields=["status", "flagged_reason"])
+    # Nothing retries an invoice with a payment parked for an operator.
+    Invoice.objects.filter(pk=attempt.invoice_id).update(next_attempt_at=None)
     _audit(attempt, now, "payment.flagged", previous, attempt.status, reason, label)
     logger.error("payment %s flagged for an operator: %s", attempt.merchant_uid, reason)
     return attempt

@@ -205,6 +205,8 @@ def refunds_sync_from_gateway(*, attempt: PaymentAttempt, payment: GatewayPaymen
             continue
         with transaction.atomic():
             locked = PaymentAttempt.objects.select_for_update().get(pk=attempt.pk)
+            if locked.refunds.filter(cancellation_id=cancel.cancellation_id).exists():
+                continue  # recorded by a concurrent delivery of the same webhook
             totals = refund_totals(locked)
             if totals["in_flight"] or cancel.amount > totals["refundable"]:
                 continue  # our own in-flight refund: its own settlement records it

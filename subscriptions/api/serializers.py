@@ -30,8 +30,18 @@ class PlanSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class PlanCodeField(serializers.SlugRelatedField):
+    """A plan code. Unlike CharField, SlugRelatedField has no NUL-character validator, and PostgreSQL refuses
+    NUL in a query parameter (a 500): such a value is simply not a plan code."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class PlanChoiceSerializer(serializers.Serializer):
-    plan = serializers.SlugRelatedField(slug_field="code", queryset=Plan.objects.all(), help_text="A plan code.")
+    plan = PlanCodeField(slug_field="code", queryset=Plan.objects.all(), help_text="A plan code.")
 
 
 class SubscriptionCreateSerializer(PlanChoiceSerializer):

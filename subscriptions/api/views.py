@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing import clock
-from billing.api.schema import AUTHENTICATED, error_responses
+from billing.api.schema import AUTHENTICATED, PAGINATED, error_responses
 from billing.api.serializers import public_failure_reason
 from billing.errors import PaymentDeclinedError, PaymentPendingError
 from billing.models import PaymentAttempt
@@ -82,7 +82,11 @@ def _raise_unless_first_charge_went_through(subscription: Subscription) -> None:
 # --- plans -------------------------------------------------------------------------------------------
 
 
-@extend_schema(tags=["plans"], summary="Plans on sale (public)", responses={200: PlanSerializer(many=True)})
+@extend_schema(
+    tags=["plans"],
+    summary="Plans on sale (public)",
+    responses={200: PlanSerializer(many=True), **error_responses(PAGINATED)},
+)
 class PlanListApi(ListAPIView):
     permission_classes = [AllowAny]
     serializer_class = PlanSerializer
@@ -103,7 +107,7 @@ class SubscriptionListCreateApi(GenericAPIView):
     @extend_schema(
         tags=["subscriptions"],
         summary="Your subscriptions (the live one and ended ones), newest first",
-        responses={200: SubscriptionSerializer(many=True), **error_responses(AUTHENTICATED)},
+        responses={200: SubscriptionSerializer(many=True), **error_responses({**AUTHENTICATED, **PAGINATED})},
     )
     def get(self, request):
         page = self.paginate_queryset(self.get_queryset())

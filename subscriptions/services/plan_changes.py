@@ -85,6 +85,18 @@ def _check(sub: Subscription, new_plan: Plan) -> None:
         )
     if sub.cancel_at_period_end:
         raise PlanChangeNotAllowedError(_("Resume the subscription before changing its plan."))
+    # Proration credits the current period, so it must be paid: a renewal still charging (or UNKNOWN until the
+    # janitor settles it) or open in dunning would be credited without ever having been paid.
+    if SubscriptionInvoice.objects.filter(
+        subscription=sub,
+        kind__in=["first", "renewal"],
+        superseded=False,
+        invoice__status="open",
+        period_start__lte=sub.current_period_start,  # a pre-registered next period (schedule strategy) is fine
+    ).exists():
+        raise PlanChangeNotAllowedError(
+            _("A payment for your current period is still being processed. Try again once it is confirmed.")
+        )
 
 
 def subscription_change_preview(*, subscription: Subscription, new_plan: Plan, now: dt.datetime) -> ChangePreview:

@@ -184,6 +184,8 @@ def test_a_paid_amount_that_differs_from_ours_is_flagged_and_never_booked_paid(s
     assert "100" in result.flagged_reason
     assert invoice.status == Invoice.Status.OPEN
     assert AuditLog.objects.filter(action="payment.flagged").count() == 1
+    with pytest.raises(PaymentInProgressError):  # parked for an operator: nothing charges the invoice again
+        payment_charge(invoice_id=invoice.pk, now=now, gateway=gateway)
 
 
 def test_settlement_is_forward_only_when_the_same_outcome_arrives_twice(sandbox, gateway, now):
