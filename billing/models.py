@@ -363,12 +363,12 @@ class ClockOffset(models.Model):
         return f"+{self.offset_seconds}s"
 
 
-class ChargeRateWindow(models.Model):
-    """One second of the global charge rate limit (settings.BILLING_CHARGE_RATE_LIMIT): how many charges
-    started in it, across every worker process. See billing.ratelimit."""
+class ChargeRateLimiter(models.Model):
+    """The global charge rate limit (settings.BILLING_CHARGE_RATE_LIMIT), one row: the earliest moment (UNIX
+    seconds, database clock) at which the next charge may start. See billing.ratelimit."""
 
-    second = models.BigIntegerField(primary_key=True)  # UNIX second
-    used = models.PositiveIntegerField(default=0)
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    next_slot = models.FloatField(default=0)
 
     def __str__(self) -> str:
-        return f"{self.second}: {self.used}"
+        return f"next charge slot at {self.next_slot:.3f}"

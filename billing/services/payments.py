@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
-import time
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -29,7 +28,7 @@ from billing.errors import InvoiceNotPayableError, NoPaymentMethodError, Payment
 from billing.gateway.base import GatewayPayment
 from billing.gateway.errors import GatewayError, GatewayRejected, GatewayTimeout, GatewayUnavailable
 from billing.models import BillingKey, Invoice, PaymentAttempt
-from billing.ratelimit import charge_slot_acquire, charge_windows_prune
+from billing.ratelimit import charge_slot_acquire
 from billing.services.audit import audit_record
 from billing.services.gateway import get_gateway
 
@@ -363,7 +362,6 @@ def payments_unsettled_due(*, now: dt.datetime) -> list[int]:
 
 def payments_reconcile_unsettled(*, now: dt.datetime, gateway=None) -> dict[str, int]:
     """The janitor: settle every attempt whose outcome we do not know. Safe to re-run."""
-    charge_windows_prune(before_second=int(time.time()) - 3600)  # windows are real seconds, not the test clock
     counts = {"checked": 0, "succeeded": 0, "failed": 0, "still_unknown": 0}
     for attempt_id in payments_unsettled_due(now=now):
         attempt = payment_reconcile(attempt_id=attempt_id, now=now, gateway=gateway)
