@@ -14,6 +14,10 @@
   document.getElementById("register-card").addEventListener("click", function () {
     status.textContent = cfg.text.processing;
     post(cfg.prepareUrl).then(function (prepared) {
+      if (!prepared.ok) {  // e.g. 429: too many registrations in a minute
+        status.textContent = cfg.text.failed + " " + ((prepared.data.error || {}).message || "");
+        return;
+      }
       var p = prepared.data;
       IMP.init(p.merchant_code);
       IMP.request_pay(p.params, function (rsp) {

@@ -27,6 +27,10 @@ State = WebhookEvent.State
 _KEPT_HEADERS = ("content-type", "user-agent", "x-forwarded-for", "content-length")
 
 
+def _no_nul(text: str) -> str:
+    return text.replace("\x00", "\ufffd")
+
+
 def _parse(raw: str, content_type: str) -> dict:
     if "json" in content_type or raw.lstrip().startswith("{"):
         data = json.loads(raw or "{}")
@@ -39,16 +43,18 @@ def _parse(raw: str, content_type: str) -> dict:
 def webhook_receive(
     *, raw_body: str, content_type: str, headers: dict, source_ip: str | None, now: dt.datetime
 ) -> WebhookEvent:
-    """Store the event exactly as received. Never raises on a malformed body: it is kept and ignored."""
-    kept = {k: v for k, v in headers.items() if k.lower() in _KEPT_HEADERS}
+    """Store the event as received. Never raises on a malformed body: it is kept and ignored. PostgreSQL text
+    cannot hold NUL, so NUL characters (raw or JSON-escaped) are stored as U+FFFD."""
+    raw_body = _no_nul(raw_body)
+    kept = {k: _no_nul(str(v)) for k, v in headers.items() if k.lower() in _KEPT_HEADERS}
     event = WebhookEvent(
         received_at=now, source_ip=source_ip, content_type=content_type[:100], headers=kept, raw_body=raw_body
     )
     try:
         data = _parse(raw_body, content_type)
-        event.imp_uid = str(data.get("imp_uid") or "")[:32]
-        event.merchant_uid = str(data.get("merchant_uid") or "")[:40]
-        event.status = str(data.get("status") or "")[:16]
+        event.imp_uid = _no_nul(str(data.get("imp_uid") or ""))[:32]
+        event.merchant_uid = _no_nul(str(data.get("merchant_uid") or ""))[:40]
+        event.status = _no_nul(str(data.get("status") or ""))[:16]
         if not event.imp_uid:
             event.state, event.result = State.IGNORED, "no imp_uid in the body"
     except (ValueError, json.JSONDecodeError) as exc:

@@ -168,6 +168,12 @@ REST_FRAMEWORK = {
         "auth_token": env("API_THROTTLE_AUTH_TOKEN", "20/minute"),
     },
 }
+# Rate limits of the web views (subscriptions/ratelimit.py; the API's are DEFAULT_THROTTLE_RATES above). Counted
+# in the default cache like DRF's throttles: production needs a cache shared by every process.
+RATE_LIMIT_LOGIN_FAILURES = env_int("RATE_LIMIT_LOGIN_FAILURES", 10)  # failed log-ins per username + client IP
+RATE_LIMIT_LOGIN_WINDOW_SECONDS = env_int("RATE_LIMIT_LOGIN_WINDOW_SECONDS", 15 * 60)
+RATE_LIMIT_CARD_REGISTRATION = env_int("RATE_LIMIT_CARD_REGISTRATION", 10)  # prepares (and confirms) per user
+RATE_LIMIT_CARD_REGISTRATION_WINDOW_SECONDS = env_int("RATE_LIMIT_CARD_REGISTRATION_WINDOW_SECONDS", 60)
 SPECTACULAR_SETTINGS = {
     "TITLE": "kbilling API",
     "DESCRIPTION": "Subscriptions, billing keys, invoices, payments and refunds on Iamport (PortOne V1).",

@@ -27,3 +27,9 @@ SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SECURE = True
 X_FRAME_OPTIONS = "DENY"
 IAMPORT_WEBHOOK_IP_ALLOWLIST_ENABLED = env_bool("IAMPORT_WEBHOOK_IP_ALLOWLIST_ENABLED", True)
+# Rate-limit counters (DRF throttles, log-in and card registration limits) live in the default cache; the
+# default LocMem cache counts per process, so several web processes need one shared cache (Redis).
+if env("DJANGO_CACHE_URL"):
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env("DJANGO_CACHE_URL")}
+    }
