@@ -18,9 +18,9 @@ def test_healthz_reports_ok_when_database_and_broker_answer(client):
 
 @pytest.mark.django_db
 def test_healthz_is_503_when_broker_is_unreachable(client, monkeypatch):
+    original = celery_app.conf.broker_url  # read before the environment below changes what it returns
     # Celery reads CELERY_BROKER_URL from the environment before its own configuration.
     monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")  # nothing listens on port 1
-    original = celery_app.conf.broker_url
     celery_app.conf.broker_url = "redis://127.0.0.1:1/0"
     try:
         response = client.get("/healthz")
