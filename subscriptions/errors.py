@@ -33,3 +33,9 @@ class PlanImmutableError(ApplicationError):
     code = "plan_immutable"
     status_code = 400
     default_message = _("A plan that has subscribers cannot change its price or interval. Create a new plan.")
+
+
+class PlanChangePreviewExpiredError(ApplicationError):
+    code = "preview_expired"
+    status_code = 409
+    default_message = _("The preview has expired. Look at the new price again before confirming.")

@@ -6,6 +6,7 @@ subscriber's invoice is a 404. Amounts are never taken from the browser: the ser
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from functools import wraps
 
@@ -196,7 +197,13 @@ def change_plan_preview(request, code):
     now = clock.now()
     if request.method == "POST":
         try:
-            subscription_change_plan(subscription=subscription, new_plan=plan, now=now, actor=request.user)
+            subscription_change_plan(
+                subscription=subscription,
+                new_plan=plan,
+                now=now,
+                proration_at=_previewed_at(request.POST.get("proration_at")),
+                actor=request.user,
+            )
         except ApplicationError as exc:
             messages.error(request, exc.message)
             return redirect("subscriptions:change-plan-preview", code=plan.code)
@@ -211,8 +218,22 @@ def change_plan_preview(request, code):
     return render(
         request,
         "subscriptions/change_plan_preview.html",
-        {"subscription": subscription, "plan": plan, "preview": preview, "lines": preview.explanation(lang)},
+        {
+            "subscription": subscription,
+            "plan": plan,
+            "preview": preview,
+            "lines": preview.explanation(lang),
+            "proration_at": f"{now.timestamp():.6f}",
+        },
     )
+
+
+def _previewed_at(value: str | None):
+    """The preview's instant posted back with the confirmation (None when absent or unreadable)."""
+    try:
+        return dt.datetime.fromtimestamp(float(value), tz=dt.UTC) if value else None
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
 
 
 @login_required

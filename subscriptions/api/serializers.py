@@ -49,7 +49,13 @@ class SubscriptionCreateSerializer(PlanChoiceSerializer):
 
 
 class PlanChangeSerializer(PlanChoiceSerializer):
-    pass
+    proration_at = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The `priced_at` of a preview made at most 15 minutes ago: the change is priced at that instant, "
+        "so the amount charged is exactly the previewed amount_due. Omit it to price the change now.",
+    )
 
 
 class SubscriptionSerializer(serializers.ModelSerializer):
@@ -95,6 +101,11 @@ class PlanChangePreviewSerializer(serializers.Serializer):
     credit_left = serializers.IntegerField(help_text="Won kept as credit for the next invoices.")
     effective_at = serializers.DateTimeField()
     period_end = serializers.DateTimeField(help_text="End of the period the change is billed up to.")
+    priced_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="The instant amount_due was computed for; send it back as proration_at within 15 minutes to be "
+        "charged exactly amount_due. Null for changes that charge nothing now.",
+    )
     explanation = serializers.SerializerMethodField()
 
     @extend_schema_field(ExplanationSerializer)

@@ -202,6 +202,7 @@ class SubscriptionChangePlanApi(APIView):
             subscription=subscription,
             new_plan=serializer.validated_data["plan"],
             now=clock.now(),
+            proration_at=serializer.validated_data["proration_at"],
             actor=request.user,
         )
         return Response(SubscriptionSerializer(subscription).data)

@@ -14,6 +14,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import F
 from django.utils.translation import gettext as _
 
 from billing.errors import PaymentDeclinedError, PaymentPendingError
@@ -21,7 +22,7 @@ from billing.models import Customer, Invoice
 from billing.services.audit import audit_record
 from billing.services.invoices import LineSpec, invoice_create, invoice_finalize
 from subscriptions import pricing
-from subscriptions.errors import PlanChangeNotAllowedError, PlanNotAvailableError
+from subscriptions.errors import PlanChangeNotAllowedError, PlanChangePreviewExpiredError, PlanNotAvailableError
 from subscriptions.models import Plan, Subscription, SubscriptionInvoice
 from subscriptions.services.common import bounds, charge_invoice, locked, plan_label
 from subscriptions.services.schedules import schedule_sync_on_commit
@@ -44,6 +45,7 @@ class ChangePreview:
     effective_at: dt.datetime
     period_end: dt.datetime
     proration: pricing.Proration | None
+    priced_at: dt.datetime | None = None  # pass back as proration_at to be charged exactly this amount
 
     def explanation(self, lang: str = "ko") -> tuple[str, ...]:
         if self.proration is not None:
@@ -114,7 +116,7 @@ def subscription_change_preview(*, subscription: Subscription, new_plan: Plan, n
             period_end=end,
             at=now,
         )
-        return ChangePreview(kind, current, new_plan, proration.amount_due, 0, now, end, proration)
+        return ChangePreview(kind, current, new_plan, proration.amount_due, 0, now, end, proration, now)
     if kind == INTERVAL_CHANGE:
         proration = pricing.prorate_interval_change(
             old_amount=current.amount,
@@ -127,20 +129,45 @@ def subscription_change_preview(*, subscription: Subscription, new_plan: Plan, n
         )
         _new_start, new_end = bounds(anchor=now, plan=new_plan, index=0)
         return ChangePreview(
-            kind, current, new_plan, proration.amount_due, proration.credit_left, now, new_end, proration
+            kind, current, new_plan, proration.amount_due, proration.credit_left, now, new_end, proration, now
         )
     return ChangePreview(kind, current, new_plan, 0, 0, end, end, None)
 
 
+# How long a preview's price holds: confirming within this window charges exactly what the preview showed.
+PREVIEW_VALID = dt.timedelta(minutes=15)
+
+
+def _priced_at(sub: Subscription, now: dt.datetime, proration_at: dt.datetime | None) -> dt.datetime:
+    """The instant the change is priced at: `proration_at` (the preview's instant, like Stripe's proration_date)
+    when it is recent and inside the current period, so the amount charged is the amount the subscriber saw."""
+    if proration_at is None:
+        return now
+    if not (now - PREVIEW_VALID <= proration_at <= now) or proration_at < sub.current_period_start:
+        raise PlanChangePreviewExpiredError()
+    return proration_at
+
+
 def subscription_change_plan(
-    *, subscription: Subscription, new_plan: Plan, now: dt.datetime, actor=None, gateway=None
+    *,
+    subscription: Subscription,
+    new_plan: Plan,
+    now: dt.datetime,
+    proration_at: dt.datetime | None = None,
+    actor=None,
+    gateway=None,
 ) -> Subscription:
-    """Apply a plan change. Raises PaymentDeclinedError (nothing changed) or PaymentPendingError (the change
-    applies if and when the janitor confirms the charge)."""
+    """Apply a plan change, priced at `proration_at` (a preview's instant, at most 15 minutes old) or now.
+    Raises PaymentDeclinedError (nothing changed) or PaymentPendingError (the change applies if and when the
+    janitor confirms the charge)."""
     invoice = None
     with transaction.atomic():
         sub = locked(subscription.pk)
         preview = subscription_change_preview(subscription=sub, new_plan=new_plan, now=now)
+        priced_at = now
+        if preview.kind in (UPGRADE, INTERVAL_CHANGE) and proration_at is not None:
+            priced_at = _priced_at(sub, now, proration_at)
+            preview = subscription_change_preview(subscription=sub, new_plan=new_plan, now=priced_at)
         if preview.kind in (DOWNGRADE, CANCEL_PENDING):
             sub.pending_plan = new_plan if preview.kind == DOWNGRADE else None
             sub.save()
@@ -158,11 +185,9 @@ def subscription_change_plan(
             subscription=sub, kind__in=["upgrade", "interval_change"], invoice__status="open"
         ).exists():
             raise PlanChangeNotAllowedError(_("Another plan change is still being paid for."))
-        invoice = _change_invoice(sub, preview, now)
+        invoice = _change_invoice(sub, preview, priced_at)
         if preview.credit_left:
-            Customer.objects.filter(pk=sub.customer_id).update(
-                credit_balance=sub.customer.credit_balance + preview.credit_left
-            )
+            Customer.objects.filter(pk=sub.customer_id).update(credit_balance=F("credit_balance") + preview.credit_left)
         audit_record(
             at=now,
             action=f"subscription.{preview.kind}_requested",

@@ -415,3 +415,35 @@ def test_schedule_strategy_lets_iamport_execute_renewals_and_reschedules_on_chan
     assert sub.status == S.ACTIVE and sub.plan == plan
     [next_one] = [s for s in sandbox.schedules() if s["schedule_status"] == "scheduled"]
     assert next_one["schedule_at"] == int(sub.current_period_end.timestamp())
+
+
+def test_confirming_a_preview_charges_exactly_the_previewed_amount_even_minutes_later(
+    subscribe, sandbox, gateway, plan, pro
+):
+    from subscriptions.errors import PlanChangePreviewExpiredError
+
+    sub = subscribe(gateway, plan)
+    shown_at = T0 + dt.timedelta(days=3, seconds=7)
+    preview = subscription_change_preview(subscription=sub, new_plan=pro, now=shown_at)
+    later = shown_at + dt.timedelta(minutes=9)  # the price at `later` differs by a few won
+    assert subscription_change_preview(subscription=sub, new_plan=pro, now=later).amount_due != preview.amount_due
+
+    with pytest.raises(PlanChangePreviewExpiredError):
+        committed(
+            subscription_change_plan,
+            subscription=sub,
+            new_plan=pro,
+            now=shown_at + dt.timedelta(minutes=16),
+            proration_at=preview.priced_at,
+            gateway=gateway,
+        )
+    committed(
+        subscription_change_plan,
+        subscription=sub,
+        new_plan=pro,
+        now=later,
+        proration_at=preview.priced_at,
+        gateway=gateway,
+    )
+
+    assert SubscriptionInvoice.objects.get(subscription=sub, kind="upgrade").invoice.total == preview.amount_due
