@@ -148,7 +148,8 @@ LOGOUT_REDIRECT_URL = "/"
 
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "billing@localhost")
-SITE_URL = env("SITE_URL", "http://127.0.0.1:8000")
+# Empty means "send no notice_url" (no webhooks), e.g. for benchmarks; unset means the local dev server.
+SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000")
 
 # --- Django REST framework ------------------------------------------------------------------------
 REST_FRAMEWORK = {

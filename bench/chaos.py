@@ -1,0 +1,557 @@
+"""Chaos billing run: N subscriptions billed over M simulated months by real Celery workers against the sandbox,
+with workers SIGKILLed, sandbox faults and latency, beat firing twice, and webhooks duplicated and reordered.
+Then the books are checked against the sandbox's ledger; exits non-zero when any count is not zero.
+
+    .venv/bin/python bench/chaos.py --subscriptions 200 --months 3 --seed 1 [--workers 2 --concurrency 8]
+
+Database and broker as the other benchmarks (bench/README.md): kbilling_bench_chaos (or BENCH_DATABASE_URL /
+BENCH_EMBEDDED + EMBEDDED_DB_NAME), BENCH_BROKER_URL with a fresh queue. Settings: bench.chaos_settings
+(bench.settings with the DB-backed test clock on, so workers see the simulated time).
+
+Per simulated day with due work (renewals, dunning retries, unsettled attempts): the app clock
+(billing.clock) and the sandbox clock move to that day; a seeded random.Random(S) decides the chaos of the step
+(latency, timeout_after_commit / http_500 / delay faults on `again` and `payments`, cards going bad or recovering,
+beat firing a sweep twice, a worker SIGKILLed and replaced); the sweeps are sent; the webhooks the sandbox
+recorded since the last step (it posts them to a dead URL) are stored with webhook_receive and processed by
+webhook_process_task, shuffled, some twice, some held back a step. Between months some subscriptions change
+plan or are canceled through the services. Settling: faults off, the clock moves past
+BILLING_RECONCILE_NOT_FOUND_AFTER_SECONDS, the janitor runs and every webhook is delivered once more.
+Prints a table and, last, one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import random
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import common
+from bench.common import log
+
+BAD_CARD = "4000-0000-0000-9995"  # insufficient funds on every charge
+READ_TIMEOUT_S = 1.0  # the app's IAMPORT_READ_TIMEOUT in this run: a held request times out quickly
+HOLD_MS = 1300  # timeout_after_commit hold: longer than the read timeout
+COUNT_KEYS = (
+    "double_charges",
+    "paid_not_recorded",
+    "recorded_not_paid",
+    "unsettled_left",
+    "invoices_paid_twice",
+    "refunds_above_paid",
+)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--subscriptions", "-n", type=int, default=100)
+    parser.add_argument("--months", "-m", type=int, default=2)
+    parser.add_argument("--seed", "-s", type=int, default=1)
+    parser.add_argument("--workers", "-w", type=int, default=2)
+    parser.add_argument("--concurrency", "-c", type=int, default=8)
+    parser.add_argument("--latency-ms", type=int, default=20, help="baseline sandbox latency")
+    parser.add_argument("--chaos", type=float, default=1.0, help="scale of every fault probability (0 = none)")
+    parser.add_argument("--step-timeout", type=float, default=300.0, help="most seconds to wait for one step")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (worker and sandbox logs)")
+    return parser.parse_args(argv)
+
+
+# --- workers ---------------------------------------------------------------------------------------------
+
+
+class Workers:
+    """Real `celery worker --pool threads` processes (bench.worker: the app's worker plus its probe files)."""
+
+    def __init__(self, env: dict, queue: str, workdir: Path, concurrency: int):
+        self.env, self.queue, self.workdir, self.concurrency = env, queue, workdir, concurrency
+        self.processes: list[subprocess.Popen] = []
+        self.started = 0
+        self.killed = 0
+
+    def alive(self) -> list[subprocess.Popen]:
+        return [p for p in self.processes if p.poll() is None]
+
+    def start(self, wait: bool = True) -> subprocess.Popen:
+        index = self.started
+        self.started += 1
+        log_file = open(self.workdir / f"worker{index}.log", "w")
+        args = [
+            sys.executable, "-m", "bench.worker", "worker",
+            "--pool", "threads", "--concurrency", str(self.concurrency),
+            "-Q", self.queue, "-n", f"chaos{index}-{self.queue}@%h",
+            "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO",
+        ]  # fmt: skip
+        process = subprocess.Popen(args, cwd=common.ROOT, env=self.env, stdout=log_file, stderr=subprocess.STDOUT)
+        log_file.close()
+        self.processes.append(process)
+        if wait:
+            deadline = time.monotonic() + 60
+            while not (self.workdir / f"ready-{process.pid}").exists():
+                if process.poll() is not None or time.monotonic() > deadline:
+                    tail = (self.workdir / f"worker{index}.log").read_text()[-2000:]
+                    raise RuntimeError(f"worker {index} did not start:\n{tail}")
+                time.sleep(0.1)
+        return process
+
+    def kill_one(self, rng: random.Random) -> None:
+        alive = self.alive()
+        if alive:
+            victim = rng.choice(alive)
+            victim.kill()  # SIGKILL: tasks in flight are lost mid-way (acks_late: they stay unacked)
+            victim.wait()
+            self.killed += 1
+        self.start(wait=not self.alive())
+
+    def ensure(self, count: int) -> None:
+        while len(self.alive()) < count:
+            self.start()
+
+    def stop(self) -> None:
+        for process in self.alive():
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+class Quiet:
+    """Waits until the broker queue is empty and no task has finished for a while (the workers' probe files
+    stop growing): the step's work is done or stuck in a killed worker."""
+
+    def __init__(self, workdir: Path, queue: str):
+        self.workdir, self.queue = workdir, queue
+        self.redis = None
+        broker = os.environ.get("CELERY_BROKER_URL", "")
+        if broker.startswith("redis://"):
+            import redis
+
+            self.redis = redis.Redis.from_url(broker)
+
+    def _state(self) -> tuple[int, int]:
+        size = sum(p.stat().st_size for p in self.workdir.glob("tasks-*.jsonl"))
+        backlog = self.redis.llen(self.queue) if self.redis is not None else 0
+        return size, backlog
+
+    def wait(self, quiet_s: float, timeout: float) -> bool:
+        started = last_change = time.monotonic()
+        last = None
+        while time.monotonic() - started < timeout:
+            size, backlog = self._state()
+            if backlog or size != last:
+                last, last_change = size, time.monotonic()
+            elif time.monotonic() - last_change >= quiet_s:
+                return True
+            time.sleep(0.2)
+        log(f"step still busy after {timeout:.0f}s")
+        return False
+
+
+# --- seeding ---------------------------------------------------------------------------------------------
+
+
+def issue_keys(sandbox: common.SandboxProcess, cards: dict[str, str]) -> None:
+    """Billing keys straight into the sandbox's ledger file before it starts (as SandboxProcess.issue_keys),
+    each with its own test card."""
+    from iamport_sandbox.ledger import Ledger
+    from iamport_sandbox.server import DEFAULT_IMP_KEY, DEFAULT_IMP_SECRET, DEFAULT_MERCHANT_CODE
+    from iamport_sandbox.store import Store
+
+    store = Store(sandbox.data)
+    ledger = Ledger(store, imp_key=DEFAULT_IMP_KEY, imp_secret=DEFAULT_IMP_SECRET, merchant_code=DEFAULT_MERCHANT_CODE)
+    now = int(time.time())
+    for uid, card in cards.items():
+        ledger.issue_key(
+            uid, {"card_number": card, "expiry": "2030-12", "channel_key": common.SANDBOX_CHANNEL_KEY}, now
+        )
+    store.close()
+
+
+# --- webhooks --------------------------------------------------------------------------------------------
+
+
+class Webhooks:
+    """Delivers what the sandbox recorded: stored by webhook_receive here, processed by the workers."""
+
+    def __init__(self, sandbox: common.SandboxProcess):
+        self.sandbox = sandbox
+        self.seen = 0
+        self.held: list[dict] = []
+        self.all: list[dict] = []
+        self.delivered = 0
+        self.duplicated = 0
+
+    def new(self) -> list[dict]:
+        conn = sqlite3.connect(f"file:{self.sandbox.data}?mode=ro", uri=True)
+        try:
+            rows = conn.execute("SELECT seq, data FROM webhooks WHERE seq > ? ORDER BY seq", [self.seen]).fetchall()
+        finally:
+            conn.close()
+        if rows:
+            self.seen = rows[-1][0]
+        bodies = [json.loads(data)["body"] for _, data in rows]
+        self.all.extend(bodies)
+        return bodies
+
+    def deliver(self, rng: random.Random, chaos: float, *, everything: bool = False) -> int:
+        from billing import clock
+        from billing.services.webhooks import webhook_receive
+        from billing.tasks import webhook_process_task
+
+        batch = self.held + self.new()
+        self.held = []
+        if everything:
+            batch = batch + list(self.all)  # the final pass: every webhook once more
+        rng.shuffle(batch)
+        out = []
+        for body in batch:
+            if not everything and rng.random() < 0.15 * chaos:
+                self.held.append(body)  # arrives after later ones
+                continue
+            out.append(body)
+            if rng.random() < 0.2 * chaos:
+                out.insert(rng.randrange(len(out) + 1), body)
+                self.duplicated += 1
+        now = clock.now()
+        for body in out:
+            event = webhook_receive(
+                raw_body=json.dumps(body),
+                content_type="application/json",
+                headers={"content-type": "application/json", "user-agent": "chaos"},
+                source_ip="127.0.0.1",
+                now=now,
+            )
+            webhook_process_task.delay(event.pk)
+        self.delivered += len(out)
+        return len(out)
+
+
+# --- the simulation --------------------------------------------------------------------------------------
+
+
+def due_work(now: dt.datetime) -> bool:
+    from billing.services.payments import payments_unsettled_due
+    from subscriptions.services.dunning import invoices_retry_due
+    from subscriptions.services.lifecycle import subscriptions_due
+
+    return bool(subscriptions_due(now=now, limit=1) or invoices_retry_due(now=now) or payments_unsettled_due(now=now))
+
+
+def move_clocks(sandbox: common.SandboxProcess, moment: dt.datetime) -> dt.datetime:
+    from billing import clock
+
+    now = clock.advance_to(moment)
+    try:
+        sandbox.control.set_now(int(now.timestamp()))
+    except Exception as exc:  # the sandbox clock ran ahead in real time: fine
+        log(f"sandbox clock: {exc}")
+    time.sleep(1.1)  # billing.clock caches the offset for 1 s in every worker
+    return now
+
+
+def customer_actions(rng: random.Random, chaos: float, plans: dict, stats: Counter) -> None:
+    """Between months: a few plan changes and cancels, issued through the services (charges run here)."""
+    from billing import clock
+    from subscriptions.models import Subscription
+    from subscriptions.services.lifecycle import subscription_cancel
+    from subscriptions.services.plan_changes import subscription_change_plan
+
+    ids = list(Subscription.objects.filter(status__in=["active", "past_due"]).values_list("pk", flat=True))
+    count = max(1, int(len(ids) * 0.05 * chaos)) if ids else 0
+    for sid in rng.sample(ids, min(count, len(ids))):
+        sub = Subscription.objects.get(pk=sid)
+        action = rng.choice(["upgrade", "upgrade", "downgrade", "cancel_end", "cancel_now"])
+        try:
+            if action in ("upgrade", "downgrade"):
+                target = plans["premium"] if action == "upgrade" else plans["lite"]
+                if sub.plan_id == target.pk:
+                    target = plans["base"]
+                subscription_change_plan(subscription=sub, new_plan=target, now=clock.now())
+            else:
+                subscription_cancel(subscription=sub, now=clock.now(), at_period_end=action == "cancel_end")
+            stats[f"{action}_ok"] += 1
+        except Exception as exc:  # declined, pending, not allowed: the services' answers
+            stats[f"{action}_{type(exc).__name__}"] += 1
+
+
+def chaos_step(rng: random.Random, chaos: float, sandbox, workers: Workers, flaky: list[str], bad_now: set, stats):
+    """Faults for this step; returns the longest stall a single task may see (s)."""
+    control = sandbox.control
+    control.clear_faults()
+    stall = 0.0
+    control.set_latency(rng.choice([0, 10, 50, 200]) if rng.random() < 0.5 * chaos else 10)
+    for endpoint in ("again", "payments"):
+        if rng.random() < 0.4 * chaos:
+            times = rng.randint(1, 4)
+            control.add_fault(endpoint, "timeout_after_commit", times=times, hold_ms=HOLD_MS)
+            stats[f"fault_{endpoint}_timeout_after_commit"] += times
+            stall = max(stall, HOLD_MS / 1000)
+        if rng.random() < 0.4 * chaos:
+            times = rng.randint(1, 4)
+            control.add_fault(endpoint, "http_500", times=times)
+            stats[f"fault_{endpoint}_http_500"] += times
+        if rng.random() < 0.3 * chaos:
+            delay = rng.choice([200, 600, 1500])
+            control.add_fault(endpoint, "delay", times=rng.randint(1, 3), delay_ms=delay)
+            stats[f"fault_{endpoint}_delay"] += 1
+            stall = max(stall, delay / 1000)
+    for uid in flaky:  # cards that go bad mid-run and recover
+        if uid in bad_now and rng.random() < 0.5:
+            control.set_card_behaviour(uid, "paid")
+            bad_now.discard(uid)
+            stats["cards_recovered"] += 1
+        elif uid not in bad_now and rng.random() < 0.15 * chaos:
+            control.set_card_behaviour(uid, rng.choice(["insufficient_funds", "limit_exceeded"]))
+            bad_now.add(uid)
+            stats["cards_gone_bad"] += 1
+    return stall
+
+
+def fire_sweeps(rng: random.Random, chaos: float, stats: Counter) -> None:
+    from billing.tasks import payments_reconcile_unsettled_task
+    from subscriptions.tasks import invoices_retry_due_task, subscriptions_renew_due_task
+
+    for task in (subscriptions_renew_due_task, invoices_retry_due_task, payments_reconcile_unsettled_task):
+        task.delay()
+        if rng.random() < 0.3 * chaos:  # beat fired twice
+            task.delay()
+            stats["beat_fired_twice"] += 1
+
+
+# --- the books -------------------------------------------------------------------------------------------
+
+
+def check_books(sandbox: common.SandboxProcess) -> tuple[dict, dict]:
+    from django.db.models import Sum
+
+    from billing.models import Invoice, PaymentAttempt, Refund
+
+    S = PaymentAttempt.Status
+    rows = sandbox.payments(columns="merchant_uid, status, data")
+    charged: dict[str, list[dict]] = defaultdict(list)  # merchant_uid -> money-moving sandbox payments
+    for merchant_uid, status, data in rows:
+        payment = json.loads(data).get("payment") or {}
+        if status in ("paid", "cancelled") and payment.get("customer_uid_usage") != "issue":
+            charged[merchant_uid].append(payment)
+    attempts = {a.merchant_uid: a for a in PaymentAttempt.objects.all()}
+    examples: dict[str, list] = defaultdict(list)
+    counts = Counter({k: 0 for k in COUNT_KEYS})
+
+    def bad(key: str, what) -> None:
+        counts[key] += 1
+        if len(examples[key]) < 5:
+            examples[key].append(what)
+
+    per_invoice = Counter()
+    for merchant_uid, payments in charged.items():
+        attempt = attempts.get(merchant_uid)
+        if len(payments) > 1:
+            bad("double_charges", f"{merchant_uid} paid {len(payments)} times")
+        if attempt is None or attempt.status != S.SUCCEEDED:
+            bad("paid_not_recorded", f"{merchant_uid}: {attempt.status if attempt else 'no attempt'}")
+        if attempt is not None:
+            per_invoice[attempt.invoice_id] += len(payments)
+        for payment in payments:
+            if payment.get("cancel_amount", 0) > payment.get("amount", 0):
+                bad("refunds_above_paid", f"sandbox {merchant_uid} cancelled {payment['cancel_amount']}")
+    for invoice_id, n in per_invoice.items():
+        if n > 1:
+            bad("double_charges", f"invoice {invoice_id} charged {n} times")
+    for attempt in attempts.values():
+        if attempt.status in (S.PENDING, S.UNKNOWN):
+            bad("unsettled_left", f"{attempt.merchant_uid} {attempt.status} {attempt.flagged_reason}")
+        if attempt.status == S.SUCCEEDED and not any(
+            p.get("amount") == attempt.amount for p in charged.get(attempt.merchant_uid, [])
+        ):
+            bad("recorded_not_paid", f"{attempt.merchant_uid} {attempt.amount}")
+    twice = Counter(PaymentAttempt.objects.filter(status=S.SUCCEEDED).values_list("invoice_id", flat=True))
+    for invoice_id, n in twice.items():
+        if n > 1:
+            bad("invoices_paid_twice", f"invoice {invoice_id}: {n} succeeded attempts")
+    refunded = Refund.objects.exclude(status=Refund.Status.FAILED).values("attempt_id").annotate(total=Sum("amount"))
+    for row in refunded:
+        attempt = PaymentAttempt.objects.get(pk=row["attempt_id"])
+        if row["total"] > attempt.amount:
+            bad("refunds_above_paid", f"{attempt.merchant_uid} refunded {row['total']} of {attempt.amount}")
+    info = {
+        "attempts": dict(Counter(a.status for a in attempts.values())),
+        "invoices": dict(Counter(Invoice.objects.values_list("status", flat=True))),
+        "sandbox_payments": dict(Counter(status for _, status, _ in rows)),
+        "flagged_attempts": sum(1 for a in attempts.values() if a.flagged_reason),
+    }
+    return dict(counts), {"examples": dict(examples), **info}
+
+
+# --- the run ---------------------------------------------------------------------------------------------
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    rng = random.Random(args.seed)
+    wall0 = time.perf_counter()
+    workdir = Path(tempfile.mkdtemp(prefix="kbilling-chaos-"))
+    sandbox = common.SandboxProcess(workdir)
+    dead = common.free_port()  # nothing listens: the sandbox records each webhook and fails to post it
+    app_env = {
+        # notice_url = SITE_URL + /iamport/webhook. An empty SITE_URL does not switch it off (config's env()
+        # reads "" as unset: http://127.0.0.1:8000), so point it at a port where nothing listens.
+        "SITE_URL": f"http://127.0.0.1:{dead}",
+        "DJANGO_SETTINGS_MODULE": "bench.chaos_settings",
+        "IAMPORT_API_URL": sandbox.url,
+        "IAMPORT_SANDBOX_URL": sandbox.url,
+        "IAMPORT_READ_TIMEOUT": str(READ_TIMEOUT_S),
+        "BENCH_STATS_DIR": str(workdir),
+        "LOG_LEVEL": "WARNING",
+    }
+    env = common.configure(queue_prefix="chaos", db_suffix="_chaos", extra_env=app_env)
+    queue = env["CELERY_TASK_DEFAULT_QUEUE"]
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from bench.billing_run import customer_uid, seed
+    from billing import clock
+    from billing.models import ClockOffset, PaymentAttempt
+    from billing.services.payments import payments_reconcile_unsettled
+    from subscriptions.models import Plan
+
+    needed = args.workers * args.concurrency + 5
+    if needed > common.connections_available():
+        raise SystemExit(f"{args.workers} x {args.concurrency} threads need ~{needed} database connections")
+
+    n = args.subscriptions
+    workers = Workers(env, queue, workdir, args.concurrency)
+    stats: Counter = Counter()
+    steps = 0
+    try:
+        log(f"database {common.database_label()}, queue {queue}, seed {args.seed}")
+        common.truncate_app_tables()
+        ClockOffset.objects.all().delete()
+        clock.reset_cache()
+        start = timezone.now()
+        seed(n, start)
+        plans = {
+            "base": Plan.objects.get(code="bench-monthly"),
+            "premium": Plan.objects.create(
+                code="chaos-premium", name_ko="프리미엄", name_en="Premium", amount=19_900, interval="month"
+            ),
+            "lite": Plan.objects.create(
+                code="chaos-lite", name_ko="라이트", name_en="Lite", amount=4_900, interval="month"
+            ),
+        }
+        uids = [customer_uid(i) for i in range(n)]
+        roles = {uid: rng.choices(["good", "bad", "flaky"], weights=[80, 8, 12])[0] for uid in uids}
+        issue_keys(sandbox, {uid: BAD_CARD if role == "bad" else common.GOOD_CARD for uid, role in roles.items()})
+        flaky = [uid for uid, role in roles.items() if role == "flaky"]
+        bad_now: set[str] = set()
+        sandbox.start()
+        sandbox.control.set_default_notice_url(f"http://127.0.0.1:{dead}/webhooks/iamport/")
+        sandbox.control.set_latency(args.latency_ms)
+        for _ in range(args.workers):
+            workers.start()
+        quiet = Quiet(workdir, queue)
+        hooks = Webhooks(sandbox)
+        log(f"seeded {n} subscriptions ({Counter(roles.values())}), {args.workers} workers up")
+
+        days = 31 * args.months + 1
+        last_month = 0
+        for day in range(days):
+            moment = start + dt.timedelta(days=day, minutes=rng.randint(0, 30))
+            month = day // 31
+            if month != last_month:
+                last_month = month
+                move_clocks(sandbox, moment)
+                customer_actions(rng, args.chaos, plans, stats)
+            if not due_work(moment):
+                continue
+            steps += 1
+            move_clocks(sandbox, moment)
+            stall = chaos_step(rng, args.chaos, sandbox, workers, flaky, bad_now, stats)
+            fire_sweeps(rng, args.chaos, stats)
+            if rng.random() < 0.35 * args.chaos:
+                time.sleep(rng.uniform(0.2, 1.0))  # mid-flight
+                workers.kill_one(rng)
+            hooks.deliver(rng, args.chaos)
+            quiet.wait(0.8 + stall, args.step_timeout)
+            hooks.deliver(rng, args.chaos)
+            log(f"day {day}: step {steps}, workers killed {workers.killed}, webhooks delivered {hooks.delivered}")
+
+        log("settling: faults off, clock past the not-found window, janitor, every webhook again")
+        sandbox.control.clear_faults()
+        sandbox.control.set_latency(0)
+        workers.ensure(args.workers)
+        settle_now = clock.now()
+        for round_ in range(6):
+            settle_now += dt.timedelta(seconds=settings.BILLING_RECONCILE_NOT_FOUND_AFTER_SECONDS + 60)
+            move_clocks(sandbox, settle_now)
+            from billing.tasks import payments_reconcile_unsettled_task
+
+            payments_reconcile_unsettled_task.delay()
+            hooks.deliver(rng, 0.0, everything=round_ == 0)
+            quiet.wait(2.0 + READ_TIMEOUT_S, args.step_timeout)
+            hooks.deliver(rng, 0.0)
+            quiet.wait(1.0, args.step_timeout)
+            left = PaymentAttempt.objects.filter(status__in=["pending", "unknown"]).count()
+            log(f"settle round {round_}: {left} attempts pending/unknown")
+            if not left:
+                break
+        payments_reconcile_unsettled(now=clock.now())  # the janitor once more, in this process
+    finally:
+        workers.stop()
+
+    counts, info = check_books(sandbox)
+    sandbox.stop()
+    common.purge_queue(queue)
+    seconds = time.perf_counter() - wall0
+    result = {
+        "counts": counts,
+        "ok": not any(counts.values()),
+        "params": {
+            "subscriptions": n,
+            "months": args.months,
+            "seed": args.seed,
+            "workers": args.workers,
+            "concurrency": args.concurrency,
+        },
+        "steps": steps,
+        "seconds": round(seconds, 1),
+        "chaos": {
+            **dict(sorted(stats.items())),
+            "workers_killed": workers.killed,
+            "webhooks_recorded": len(hooks.all),
+            "webhooks_delivered": hooks.delivered,
+            "webhooks_duplicated": hooks.duplicated,
+        },
+        **info,
+    }
+    print(f"{'check':<22} {'count':>7}")
+    for key in COUNT_KEYS:
+        print(f"{key:<22} {counts[key]:>7}")
+    print(
+        f"steps {steps}, {seconds:.0f}s, workers killed {workers.killed}, webhooks {hooks.delivered} delivered "
+        f"({hooks.duplicated} duplicated), attempts {info['attempts']}"
+    )
+    common.emit(result)
+    if args.keep or not result["ok"]:
+        log(f"work directory kept: {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
