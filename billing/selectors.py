@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 
-from billing.models import Invoice, PaymentAttempt
+from billing.models import BillingKey, Invoice, PaymentAttempt
 
 KST = ZoneInfo("Asia/Seoul")
 
@@ -109,3 +109,8 @@ def revenue_paid_by_day(*, now: dt.datetime, days: int = 30) -> list[DayAmount]:
         DayAmount(day=day, amount=by_day.get(day, 0))
         for day in (first + dt.timedelta(days=offset) for offset in range(days))
     ]
+
+
+def billing_key_default(*, customer_id: int) -> BillingKey | None:
+    """The customer's default active card: the one renewals charge (at most one, by a partial unique index)."""
+    return BillingKey.objects.filter(customer_id=customer_id, status=BillingKey.Status.ACTIVE, is_default=True).first()

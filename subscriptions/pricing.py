@@ -344,3 +344,17 @@ def _format_approx_won(value: Fraction, lang: str) -> str:
     text = _format_decimal(value)
     approx = text.startswith("≈")
     return ("≈" if approx else "") + format_won_number(text.removeprefix("≈"), negative=False, lang=lang)
+
+
+# A plan price normalised to one month, for MRR: a year is 12 months, a week 52/12, a day 365/12.
+MONTHLY_FACTOR = {
+    "day": Fraction(365, 12),
+    "week": Fraction(52, 12),
+    "month": Fraction(1),
+    "year": Fraction(1, 12),
+}
+
+
+def monthly_amount(*, amount: int, interval: str, interval_count: int) -> Fraction:
+    """The exact monthly equivalent of a plan price (not rounded: callers sum first, then round once)."""
+    return Fraction(amount) * MONTHLY_FACTOR[interval] / interval_count

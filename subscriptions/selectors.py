@@ -33,24 +33,12 @@ from billing.selectors import (
     kst_midnight,
     revenue_paid_by_day,
 )
-from subscriptions.models import Interval, Subscription
+from subscriptions.models import Subscription
+from subscriptions.pricing import monthly_amount
 
 ACTIVE_STATUSES = Subscription.ACCESS_STATUSES  # active, trialing, past_due
 MRR_STATUSES = (Subscription.Status.ACTIVE, Subscription.Status.PAST_DUE)
 NEVER_STARTED_REASON = "incomplete_expired"
-
-# A plan's amount per month, per unit of its interval. Exact fractions: no float ever touches money.
-MONTHLY_FACTOR = {
-    Interval.DAY: Fraction(365, 12),
-    Interval.WEEK: Fraction(52, 12),
-    Interval.MONTH: Fraction(1),
-    Interval.YEAR: Fraction(1, 12),
-}
-
-
-def monthly_amount(*, amount: int, interval: str, interval_count: int) -> Fraction:
-    """The exact monthly equivalent of a plan price (not rounded: callers sum first, then round once)."""
-    return Fraction(amount) * MONTHLY_FACTOR[interval] / interval_count
 
 
 def _started() -> Q:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from django.db.models import Prefetch, Q, Sum
 
 from billing.models import BillingKey, Customer, Invoice, PaymentAttempt, Refund
+from billing.selectors import billing_key_default
 from subscriptions.models import Plan, Subscription
 
 
@@ -51,7 +52,7 @@ def subscription_next_charge(subscription: Subscription) -> NextCharge | None:
 
 def account_summary(*, customer: Customer) -> AccountSummary:
     subscription = subscription_current(customer=customer)
-    card = BillingKey.objects.filter(customer=customer, status="active", is_default=True).first()
+    card = billing_key_default(customer_id=customer.pk)
     open_invoice = None
     last_failure = None
     if subscription is not None:

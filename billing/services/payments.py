@@ -27,8 +27,9 @@ from billing.decline import GATEWAY, classify_decline
 from billing.errors import InvoiceNotPayableError, NoPaymentMethodError, PaymentInProgressError
 from billing.gateway.base import GatewayPayment
 from billing.gateway.errors import GatewayError, GatewayRejected, GatewayTimeout, GatewayUnavailable
-from billing.models import BillingKey, Invoice, PaymentAttempt
+from billing.models import Invoice, PaymentAttempt
 from billing.ratelimit import charge_slot_acquire
+from billing.selectors import billing_key_default
 from billing.services.audit import audit_record
 from billing.services.gateway import get_gateway
 
@@ -58,13 +59,10 @@ def payment_attempt_create(
         if invoice.status != Invoice.Status.OPEN or invoice.total <= 0:
             raise InvoiceNotPayableError()
         if customer_uid is None:
-            customer_uid = (
-                BillingKey.objects.filter(customer_id=invoice.customer_id, status="active", is_default=True)
-                .values_list("customer_uid", flat=True)
-                .first()
-            )
-            if customer_uid is None:
+            key = billing_key_default(customer_id=invoice.customer_id)
+            if key is None:
                 raise NoPaymentMethodError()
+            customer_uid = key.customer_uid
         if invoice.attempt_count and invoice.attempts.exclude(flagged_reason="").exists():
             raise PaymentInProgressError(_("A payment of this invoice is waiting for an operator's review."))
         invoice.attempt_count += 1

@@ -21,7 +21,8 @@ from django.conf import settings
 from django.db import transaction
 
 from billing.decline import GATEWAY, HARD
-from billing.models import BillingKey, Invoice, PaymentAttempt
+from billing.models import Invoice, PaymentAttempt
+from billing.selectors import billing_key_default
 from billing.services.audit import audit_record
 from billing.services.invoices import invoice_mark_uncollectible
 from subscriptions import notifications
@@ -122,9 +123,7 @@ def invoice_retry(*, invoice_id: int, now: dt.datetime, gateway=None, force: boo
             return None
         if invoice.last_decline_class == HARD and not force:
             last = invoice.attempts.filter(status="failed").order_by("-created_at").first()
-            current_key = BillingKey.objects.filter(
-                customer_id=invoice.customer_id, status="active", is_default=True
-            ).first()
+            current_key = billing_key_default(customer_id=invoice.customer_id)
             if last is not None and current_key is not None and current_key.customer_uid == last.customer_uid:
                 if now >= dunning_deadline(invoice) and subscription is not None:
                     Subscription.objects.select_for_update().get(pk=subscription.pk)

@@ -15,7 +15,8 @@ from django.conf import settings
 from django.db import transaction
 
 from billing.errors import NoPaymentMethodError
-from billing.models import BillingKey, Customer, Invoice, PaymentAttempt
+from billing.models import Customer, Invoice, PaymentAttempt
+from billing.selectors import billing_key_default
 from billing.services.audit import audit_record
 from billing.services.invoices import invoice_void
 from subscriptions import notifications
@@ -36,7 +37,7 @@ def subscription_create(*, customer: Customer, plan: Plan, now: dt.datetime, gat
     invoice = None
     with transaction.atomic():
         Customer.objects.select_for_update().get(pk=customer.pk)  # one subscribe at a time per customer
-        key = BillingKey.objects.filter(customer=customer, status="active", is_default=True).first()
+        key = billing_key_default(customer_id=customer.pk)
         if key is None:
             raise NoPaymentMethodError()
         if Subscription.objects.filter(customer=customer).exclude(status=S.CANCELED).exists():

@@ -22,7 +22,8 @@ from django.db import transaction
 
 from billing.gateway.base import ScheduleItem
 from billing.gateway.errors import GatewayError, GatewayNotFound, GatewayRejected
-from billing.models import BillingKey, Invoice, PaymentAttempt
+from billing.models import Invoice, PaymentAttempt
+from billing.selectors import billing_key_default
 from billing.services.gateway import get_gateway
 from billing.services.invoices import invoice_void
 from billing.services.payments import (
@@ -58,7 +59,7 @@ def _desired(sub: Subscription) -> tuple[int, object, str] | None:
     """(period index, plan, customer_uid) that should be scheduled now, or None."""
     if sub.status != Subscription.Status.ACTIVE or sub.cancel_at_period_end or sub.pause_requested:
         return None
-    key = BillingKey.objects.filter(customer_id=sub.customer_id, status="active", is_default=True).first()
+    key = billing_key_default(customer_id=sub.customer_id)
     if key is None:
         return None
     last_paid = (
