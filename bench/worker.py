@@ -7,8 +7,10 @@ Nothing in the app changes: the probes hang off public hooks.
 - a Django execute wrapper (installed on each new DB connection) counts and times every SQL statement a task
   runs, notes when the payment attempt row is inserted and last updated (wall clock), and sums time per
   statement shape;
-- IamportGateway.charge_billing_key is wrapped to time the gateway call.
-One JSON line per task goes to $BENCH_STATS_DIR/tasks-<pid>.jsonl; statement totals to sql-<pid>.json.
+- IamportGateway.charge_billing_key is wrapped to time every gateway call, on whichever thread makes it (the
+  app's gateway threads, not the task's).
+One JSON line per task goes to $BENCH_STATS_DIR/tasks-<pid>.jsonl; statement totals to sql-<pid>.json; the
+gateway calls' (start, seconds) to gateway-<pid>.json.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ PID = os.getpid()
 _local = threading.local()
 _lock = threading.Lock()
 _sql_totals: dict[str, list] = {}  # shape -> [count, seconds]
+_gateway_calls: list[tuple[float, float]] = []  # (start, seconds)
 _tasks_file = None
 
 _SHAPE = re.compile(r"\s+(WHERE|VALUES|SET|RETURNING|ORDER BY|LIMIT|FOR UPDATE)\b.*", re.S)
@@ -54,9 +57,11 @@ def _execute(execute, sql, params, many, context):
             record["queries"] += 1
             record["db_s"] += elapsed
             if sql.startswith('INSERT INTO "billing_paymentattempt"'):
-                record["attempt_created"] = time.time()
+                record.setdefault("attempt_created", time.time())
             elif sql.startswith('UPDATE "billing_paymentattempt"'):
                 record["attempt_settled"] = time.time()
+                # when, and how many attempts one settling statement recorded (a batch settles in chunks)
+                record.setdefault("settles", []).append((record["attempt_settled"], context["cursor"].rowcount))
         key = shape(sql)
         with _lock:
             entry = _sql_totals.setdefault(key, [0, 0.0])
@@ -86,7 +91,7 @@ def _postrun(task_id=None, task=None, retval=None, state=None, **kwargs):
     if record is None:
         return
     record["end"] = time.time()
-    record["result"] = retval if isinstance(retval, str | int) else None
+    record["result"] = retval if isinstance(retval, str | int | dict) else None
     record["state"] = state
     line = json.dumps(record) + "\n"
     with _lock:
@@ -96,10 +101,11 @@ def _postrun(task_id=None, task=None, retval=None, state=None, **kwargs):
 
 def _dump_sql_totals() -> None:
     with _lock:
-        data = json.dumps(_sql_totals)
-    tmp = STATS / f"sql-{PID}.json.tmp"
-    tmp.write_text(data)
-    tmp.replace(STATS / f"sql-{PID}.json")
+        files = {"sql": json.dumps(_sql_totals), "gateway": json.dumps(_gateway_calls)}
+    for name, data in files.items():
+        tmp = STATS / f"{name}-{PID}.json.tmp"
+        tmp.write_text(data)
+        tmp.replace(STATS / f"{name}-{PID}.json")
 
 
 def _dumper() -> None:
@@ -110,13 +116,16 @@ def _dumper() -> None:
 
 def _timed_charge(original):
     def charge_billing_key(self, *args, **kwargs):
-        started = time.perf_counter()
+        wall, started = time.time(), time.perf_counter()
         try:
             return original(self, *args, **kwargs)
         finally:
+            elapsed = time.perf_counter() - started
             record = getattr(_local, "record", None)
-            if record is not None:
-                record["gateway_s"] += time.perf_counter() - started
+            if record is not None:  # a charge made on the task's own thread (a batch of one)
+                record["gateway_s"] += elapsed
+            with _lock:
+                _gateway_calls.append((wall, elapsed))
 
     return charge_billing_key
 

@@ -5,7 +5,8 @@ Celery's own rate_limit is per worker process, so it cannot promise a global cap
 "virtual scheduling" token bucket (GCRA): one row holds the earliest moment the next charge may start; each
 caller takes the slot and pushes the row 1/R seconds further in one atomic statement, then sleeps until its
 slot. Starts are therefore at least 1/R apart across all processes, so no second ever sees more than R
-charges start (a fixed per-second counter would allow 2R across a boundary). Time is the database's clock, so
+charges start (a fixed per-second counter would allow 2R across a boundary). A batch reserves k consecutive
+slots (k/R seconds) in the same one statement and starts its charges 1/R apart. Time is the database's clock, so
 workers on different hosts agree. The statement runs on its own, outside any transaction, so the row lock
 lasts microseconds; nothing is held while sleeping. Off (0) by default.
 """
@@ -19,11 +20,19 @@ from django.db import connection
 
 _TAKE = """
 INSERT INTO billing_chargeratelimiter (id, next_slot)
-VALUES (1, EXTRACT(EPOCH FROM clock_timestamp()) + %(step)s)
+VALUES (1, EXTRACT(EPOCH FROM clock_timestamp()) + %(span)s)
 ON CONFLICT (id) DO UPDATE
-SET next_slot = GREATEST(billing_chargeratelimiter.next_slot, EXTRACT(EPOCH FROM clock_timestamp())) + %(step)s
-RETURNING next_slot - %(step)s, EXTRACT(EPOCH FROM clock_timestamp())
+SET next_slot = GREATEST(billing_chargeratelimiter.next_slot, EXTRACT(EPOCH FROM clock_timestamp())) + %(span)s
+RETURNING next_slot - %(span)s, EXTRACT(EPOCH FROM clock_timestamp())
 """
+
+
+def _take(count: int, limit: int) -> tuple[float, float]:
+    """Reserve `count` consecutive slots; returns (the first slot, the database's now), UNIX seconds."""
+    with connection.cursor() as cursor:
+        cursor.execute(_TAKE, {"span": count / limit})
+        first, db_now = cursor.fetchone()
+    return float(first), float(db_now)
 
 
 def charge_slot_acquire(*, limit: int | None = None, sleep=time.sleep) -> float | None:
@@ -31,10 +40,21 @@ def charge_slot_acquire(*, limit: int | None = None, sleep=time.sleep) -> float 
     limit = settings.BILLING_CHARGE_RATE_LIMIT if limit is None else limit
     if not limit:
         return None
-    with connection.cursor() as cursor:
-        cursor.execute(_TAKE, {"step": 1.0 / limit})
-        slot, db_now = cursor.fetchone()
-    wait = float(slot) - float(db_now)
+    slot, db_now = _take(1, limit)
+    wait = slot - db_now
     if wait > 0:
         sleep(wait)
-    return float(slot)
+    return slot
+
+
+def charge_slots_acquire(*, count: int, limit: int | None = None) -> list[float] | None:
+    """Reserve slots for `count` charges at once (one statement for a whole batch) without waiting: returns
+    for each charge the `time.monotonic()` moment it may start, 1/R apart, or None without a limit. The
+    caller's gateway threads each sleep until their own moment."""
+    limit = settings.BILLING_CHARGE_RATE_LIMIT if limit is None else limit
+    if not limit or count <= 0:
+        return None
+    first, db_now = _take(count, limit)
+    # Map the database clock onto ours as of the answer: never earlier than the slot, at worst a round trip late.
+    offset = time.monotonic() + (first - db_now)
+    return [offset + i / limit for i in range(count)]

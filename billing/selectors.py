@@ -114,3 +114,11 @@ def revenue_paid_by_day(*, now: dt.datetime, days: int = 30) -> list[DayAmount]:
 def billing_key_default(*, customer_id: int) -> BillingKey | None:
     """The customer's default active card: the one renewals charge (at most one, by a partial unique index)."""
     return BillingKey.objects.filter(customer_id=customer_id, status=BillingKey.Status.ACTIVE, is_default=True).first()
+
+
+def billing_keys_default(*, customer_ids) -> dict[int, BillingKey]:
+    """`billing_key_default` for many customers in one query: {customer_id: key}, customers without a card absent."""
+    if not customer_ids:
+        return {}
+    keys = BillingKey.objects.filter(customer_id__in=customer_ids, status=BillingKey.Status.ACTIVE, is_default=True)
+    return {key.customer_id: key for key in keys}

@@ -9,6 +9,9 @@ from django.dispatch import Signal
 
 # invoice, attempt, now
 invoice_paid = Signal()
+# payments: [(invoice, attempt), ...], now — the batch form of invoice_paid, sent once by a charge batch for
+# the invoices it booked paid; receivers handle the common case in a few statements
+invoices_paid = Signal()
 # invoice, attempt, now
 invoice_payment_failed = Signal()
 # customer, billing_key, now — the default card changed (registered, or promoted after a deletion):

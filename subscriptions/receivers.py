@@ -64,6 +64,25 @@ def on_invoice_paid(sender, *, invoice: Invoice, attempt: PaymentAttempt, now: d
         sub.save()
 
 
+@receiver(signals.invoices_paid)
+def on_invoices_paid(sender, *, payments: list, now: dt.datetime, **kwargs) -> None:
+    """The batch form: one locking query for all the invoices' subscriptions. An active subscription whose
+    period invoice was paid has nothing to change; every other case goes through `on_invoice_paid`."""
+    by_invoice = {invoice.pk: (invoice, attempt) for invoice, attempt in payments}
+    links = (
+        SubscriptionInvoice.objects.select_related("subscription")
+        .select_for_update(of=("subscription",))
+        .filter(invoice_id__in=by_invoice)
+        .order_by("subscription_id")
+    )
+    for link in links:
+        if link.kind in (K.FIRST, K.RENEWAL) and link.subscription.status == S.ACTIVE:
+            schedule_sync_on_commit(link.subscription_id, now)
+        else:
+            invoice, attempt = by_invoice[link.invoice_id]
+            on_invoice_paid(sender, invoice=invoice, attempt=attempt, now=now)
+
+
 def _apply_plan_change(sub: Subscription, link: SubscriptionInvoice, now: dt.datetime) -> None:
     audit_record(
         at=now,

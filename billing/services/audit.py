@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 from billing.models import AuditLog, Customer
 
 
-def audit_record(
+def audit_entry(
     *,
     at: dt.datetime,
     action: str,
@@ -22,11 +23,12 @@ def audit_record(
     reason: str = "",
     data: dict | None = None,
 ) -> AuditLog:
+    """An unsaved audit row: `audit_record` saves one, `audit_records` saves many in one statement."""
     if actor is not None and getattr(actor, "is_authenticated", False):
         actor_label = f"user:{actor.get_username()}"
     else:
         actor = None
-    return AuditLog.objects.create(
+    return AuditLog(
         at=at,
         actor=actor,
         actor_label=actor_label,
@@ -40,3 +42,17 @@ def audit_record(
         reason=(reason or "")[:255],
         data=data or {},
     )
+
+
+def audit_record(**kwargs) -> AuditLog:
+    """Append one audit row (keyword arguments as `audit_entry`)."""
+    entry = audit_entry(**kwargs)
+    entry.save(force_insert=True)
+    return entry
+
+
+def audit_records(entries: Iterable[AuditLog]) -> None:
+    """Append many audit rows (from `audit_entry`) in one INSERT."""
+    entries = list(entries)
+    if entries:
+        AuditLog.objects.bulk_create(entries)

@@ -15,7 +15,7 @@ from billing import signals
 from billing.errors import InvoiceNotPayableError
 from billing.models import Customer, Invoice, InvoiceLine
 from billing.money import split_vat
-from billing.services.audit import audit_record
+from billing.services.audit import audit_entry, audit_record, audit_records
 
 KST = ZoneInfo("Asia/Seoul")
 
@@ -49,40 +49,107 @@ def invoice_create(
         period_end=period_end,
         created_at=now,
     )
-    InvoiceLine.objects.bulk_create(
-        InvoiceLine(
-            invoice=invoice,
-            description=line.description[:255],
-            amount=line.amount,
-            tax_free_amount=line.tax_free_amount,
-            period_start=line.period_start,
-            period_end=line.period_end,
-            details=line.details,
-        )
-        for line in lines
-    )
+    InvoiceLine.objects.bulk_create(_line(invoice, line) for line in lines)
     return invoice
 
 
-def _next_number(year: int) -> str:
-    """Take the next number of `year` in one statement. The row stays locked until the caller commits, so a
-    rolled-back finalization gives its number back and numbers stay gapless; callers keep that window short."""
+@dataclass(frozen=True)
+class InvoiceDraft:
+    """An invoice to open in bulk with `invoices_create_open`."""
+
+    customer: Customer
+    kind: str
+    description: str
+    lines: Sequence[LineSpec]
+    period_start: dt.datetime | None = None
+    period_end: dt.datetime | None = None
+    # A safety net for the caller: when the retry sweep should charge it if nothing else does first.
+    next_attempt_at: dt.datetime | None = None
+
+
+def invoices_create_open(*, drafts: Sequence[InvoiceDraft], now: dt.datetime) -> list[Invoice]:
+    """Create invoices already finalized (open, numbered, VAT fixed) with their lines and audit rows, in four
+    statements however many there are. Must run inside the caller's transaction.
+
+    The result is exactly what `invoice_create` + `invoice_finalize` give, for customers without credit:
+    applying credit needs the customer row locked, so a draft whose customer (as the caller loaded it) has a
+    credit balance is refused here and goes through `invoice_finalize`. Credit granted concurrently, after
+    the caller read the balance, simply waits for the customer's next invoice.
+    """
+    if not drafts:
+        return []
+    if any(draft.customer.credit_balance for draft in drafts):
+        raise ValueError("a customer with credit is invoiced through invoice_finalize")
+    invoices = []
+    for draft in drafts:
+        split = split_vat(sum(line.amount for line in draft.lines), sum(line.tax_free_amount for line in draft.lines))
+        if split.total <= 0:
+            raise ValueError("an invoice of 0 won is paid at once: use invoice_finalize")
+        invoices.append(
+            Invoice(
+                customer=draft.customer,
+                kind=draft.kind,
+                description=draft.description[:40],
+                period_start=draft.period_start,
+                period_end=draft.period_end,
+                status=Invoice.Status.OPEN,
+                total=split.total,
+                supply_amount=split.supply,
+                vat_amount=split.vat,
+                tax_free_amount=split.tax_free,
+                next_attempt_at=draft.next_attempt_at,
+                created_at=now,
+                finalized_at=now,
+            )
+        )
+    # Numbers last before the inserts that need them: the sequence row stays locked until the caller commits.
+    for invoice, number in zip(invoices, _next_numbers(now.astimezone(KST).year, len(invoices)), strict=True):
+        invoice.number = number
+    Invoice.objects.bulk_create(invoices)
+    InvoiceLine.objects.bulk_create(
+        _line(invoice, line) for invoice, draft in zip(invoices, drafts, strict=True) for line in draft.lines
+    )
+    audit_records(
+        audit_entry(
+            at=now,
+            action="invoice.finalized",
+            obj=invoice,
+            customer_id=invoice.customer_id,
+            amount=invoice.total,
+            from_status="draft",
+            to_status=invoice.status,
+            data={"number": invoice.number, "credit_applied": 0},
+        )
+        for invoice in invoices
+    )
+    return invoices
+
+
+def _line(invoice: Invoice, line: LineSpec) -> InvoiceLine:
+    return InvoiceLine(
+        invoice=invoice,
+        description=line.description[:255],
+        amount=line.amount,
+        tax_free_amount=line.tax_free_amount,
+        period_start=line.period_start,
+        period_end=line.period_end,
+        details=line.details,
+    )
+
+
+def _next_numbers(year: int, count: int = 1) -> list[str]:
+    """Take the next `count` numbers of `year` in one statement. The row stays locked until the caller commits,
+    so a rolled-back finalization gives its numbers back and numbers stay gapless; callers keep that window
+    short (a batch takes its numbers as late as it can)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE billing_invoicenumbersequence SET last_number = last_number + 1 WHERE year = %s "
+            "INSERT INTO billing_invoicenumbersequence (year, last_number) VALUES (%s, %s) "
+            "ON CONFLICT (year) DO UPDATE SET last_number = billing_invoicenumbersequence.last_number + %s "
             "RETURNING last_number",
-            [year],
+            [year, count, count],
         )
-        row = cursor.fetchone()
-        if row is None:
-            cursor.execute(
-                "INSERT INTO billing_invoicenumbersequence (year, last_number) VALUES (%s, 1) "
-                "ON CONFLICT (year) DO UPDATE SET last_number = billing_invoicenumbersequence.last_number + 1 "
-                "RETURNING last_number",
-                [year],
-            )
-            row = cursor.fetchone()
-    return f"{year}-{row[0]:06d}"
+        last = cursor.fetchone()[0]
+    return [f"{year}-{n:06d}" for n in range(last - count + 1, last + 1)]
 
 
 def invoice_finalize(*, invoice: Invoice, now: dt.datetime) -> Invoice:
@@ -112,7 +179,7 @@ def invoice_finalize(*, invoice: Invoice, now: dt.datetime) -> Invoice:
         invoice.vat_amount = split.vat
         invoice.tax_free_amount = split.tax_free
         invoice.credit_applied = credit
-        invoice.number = _next_number(now.astimezone(KST).year)
+        invoice.number = _next_numbers(now.astimezone(KST).year)[0]
         invoice.finalized_at = now
         if invoice.total == 0:
             invoice.status = Invoice.Status.PAID

@@ -1,15 +1,20 @@
 """Charging invoices exactly once, and settling what we could not see (style.md §4).
 
-`payment_charge` works in three steps:
-1. a short transaction locks the invoice, refuses if it is not open or if an attempt is still unsettled
-   (a partial unique index makes that race-proof), and records a PENDING attempt with a fresh merchant_uid;
-2. the gateway is called OUTSIDE any transaction, holding no database connection state;
-3. a short transaction records the outcome. A timeout (or a 5xx that may have charged) leaves the attempt
-   UNKNOWN: it is never retried before `payment_reconcile` (the janitor, or a verified webhook) settles it.
+A charge works in three steps, for one invoice or for a batch of them:
+1. a short transaction locks the invoices, refuses any that is not open or still has an unsettled attempt
+   (a partial unique index makes that race-proof), and records a PENDING attempt with a fresh merchant_uid for
+   each (`payment_attempts_create`);
+2. the gateway is called OUTSIDE any transaction, by threads that never touch the database, the calls of a
+   batch overlapping (`payments_charge`), each starting at its slot of the global rate limit;
+3. a short transaction records the outcomes: the common one (paid, the amount we asked for) for the whole
+   batch in a few set-based statements, everything else one attempt at a time. A timeout (or a 5xx that may
+   have charged) leaves the attempt UNKNOWN: it is never retried before `payment_reconcile` (the janitor, or
+   a verified webhook) settles it.
 
-A retry is always a new attempt with a new merchant_uid. Every settlement path (the charge itself, the
-janitor, webhooks) goes through `payment_apply_gateway_payment`, which only moves state forward and never
-books a payment whose amount differs from what we asked for.
+A retry is always a new attempt with a new merchant_uid. Every other settlement path (the janitor, webhooks)
+goes through `payment_apply_gateway_payment`, which only moves state forward and never books a payment whose
+amount differs from what we asked for; the batch path books only what that function would book, and only
+rows still PENDING (a webhook that got there first wins, and the attempt goes the one-row way).
 """
 
 from __future__ import annotations
@@ -17,26 +22,44 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils.translation import gettext as _
 
 from billing import signals
+from billing.bulk import rows_update
 from billing.decline import GATEWAY, classify_decline
-from billing.errors import InvoiceNotPayableError, NoPaymentMethodError, PaymentInProgressError
+from billing.errors import ApplicationError, InvoiceNotPayableError, NoPaymentMethodError, PaymentInProgressError
 from billing.gateway.base import GatewayPayment
 from billing.gateway.errors import GatewayError, GatewayRejected, GatewayTimeout, GatewayUnavailable
 from billing.models import Invoice, PaymentAttempt
-from billing.ratelimit import charge_slot_acquire
-from billing.selectors import billing_key_default
-from billing.services.audit import audit_record
+from billing.ratelimit import charge_slots_acquire
+from billing.selectors import billing_keys_default
+from billing.services.audit import audit_entry, audit_record, audit_records
 from billing.services.gateway import get_gateway
 
 logger = logging.getLogger(__name__)
 
 Status = PaymentAttempt.Status
 UNSETTLED = (Status.PENDING, Status.UNKNOWN)
+_SUCCESS_FIELDS = (
+    "status",
+    "imp_uid",
+    "paid_at",
+    "settled_at",
+    "receipt_url",
+    "pg_tid",
+    "card_name",
+    "card_number_masked",
+    "failure_reason",
+)
 
 
 def _merchant_uid(invoice: Invoice, sequence: int) -> str:
@@ -45,30 +68,64 @@ def _merchant_uid(invoice: Invoice, sequence: int) -> str:
     return f"{settings.BILLING_UID_PREFIX}{invoice.pk}_{sequence}_{secrets.token_hex(3)}"
 
 
-def payment_attempt_create(
+# --- step 1: record the attempts ------------------------------------------------------------------------
+
+
+def payment_attempts_create(
     *,
-    invoice_id: int,
+    invoice_ids: Sequence[int],
     now: dt.datetime,
-    customer_uid: str | None = None,
+    customer_uids: Mapping[int, str] | None = None,
     via: str = PaymentAttempt.Via.AGAIN,
     scheduled_for: dt.datetime | None = None,
-) -> PaymentAttempt:
-    """Step 1: record a PENDING attempt for an open invoice. Raises if the invoice cannot be charged now."""
+) -> tuple[list[PaymentAttempt], dict[int, ApplicationError]]:
+    """Step 1: record a PENDING attempt for each open invoice, in one transaction (nested in the caller's).
+
+    Returns the attempts (invoice and customer loaded, ready for `payments_charge`) and, for every invoice
+    that cannot be charged now, the reason: not payable, no card, or a payment already in progress or parked
+    for an operator. A fixed number of statements however many invoices there are.
+    """
+    customer_uids = customer_uids or {}
+    refused: dict[int, ApplicationError] = {}
     with transaction.atomic():
-        invoice = Invoice.objects.select_for_update(of=("self",)).select_related("customer").get(pk=invoice_id)
-        if invoice.status != Invoice.Status.OPEN or invoice.total <= 0:
-            raise InvoiceNotPayableError()
-        if customer_uid is None:
-            key = billing_key_default(customer_id=invoice.customer_id)
-            if key is None:
-                raise NoPaymentMethodError()
-            customer_uid = key.customer_uid
-        if invoice.attempt_count and invoice.attempts.exclude(flagged_reason="").exists():
-            raise PaymentInProgressError(_("A payment of this invoice is waiting for an operator's review."))
-        invoice.attempt_count += 1
-        try:
-            with transaction.atomic():
-                attempt = PaymentAttempt.objects.create(
+        invoices = list(
+            Invoice.objects.select_for_update(of=("self",))
+            .select_related("customer")
+            .filter(pk__in=invoice_ids)
+            .order_by("pk")
+        )
+        found = {invoice.pk for invoice in invoices}
+        refused.update({pk: InvoiceNotPayableError() for pk in invoice_ids if pk not in found})
+        payable = []
+        for invoice in invoices:
+            if invoice.status != Invoice.Status.OPEN or invoice.total <= 0:
+                refused[invoice.pk] = InvoiceNotPayableError()
+            else:
+                payable.append(invoice)
+        keys = billing_keys_default(customer_ids=[i.customer_id for i in payable if not customer_uids.get(i.pk)])
+        # Only an invoice charged before can have an attempt in flight or one parked for an operator.
+        blocked = dict(
+            PaymentAttempt.objects.filter(invoice_id__in=[i.pk for i in payable if i.attempt_count])
+            .filter(Q(status__in=UNSETTLED) | ~Q(flagged_reason=""))
+            .values_list("invoice_id", "flagged_reason")
+        )
+        attempts = []
+        for invoice in payable:
+            customer_uid = customer_uids.get(invoice.pk) or getattr(keys.get(invoice.customer_id), "customer_uid", None)
+            if customer_uid is None:
+                refused[invoice.pk] = NoPaymentMethodError()
+                continue
+            if invoice.pk in blocked:
+                refused[invoice.pk] = (
+                    PaymentInProgressError(_("A payment of this invoice is waiting for an operator's review."))
+                    if blocked[invoice.pk]
+                    else PaymentInProgressError()
+                )
+                continue
+            invoice.attempt_count += 1
+            invoice.next_attempt_at = None
+            attempts.append(
+                PaymentAttempt(
                     invoice=invoice,
                     merchant_uid=_merchant_uid(invoice, invoice.attempt_count),
                     customer_uid=customer_uid,
@@ -79,22 +136,85 @@ def payment_attempt_create(
                     scheduled_for=scheduled_for,
                     created_at=now,
                 )
-        except IntegrityError as exc:  # attempt_one_unsettled_per_invoice: another attempt is in flight
-            raise PaymentInProgressError() from exc
-        invoice.next_attempt_at = None
-        invoice.save(update_fields=["attempt_count", "next_attempt_at"])
-    return attempt
+            )
+        if attempts:
+            try:
+                with transaction.atomic():
+                    PaymentAttempt.objects.bulk_create(attempts)
+            except IntegrityError as exc:
+                # attempt_one_unsettled_per_invoice: only reachable if something created an attempt without
+                # the invoice lock. The database is the last line of defence: refuse the whole batch.
+                for attempt in attempts:
+                    refused[attempt.invoice_id] = PaymentInProgressError()
+                logger.error("attempts refused by the database for invoices %s: %s", sorted(refused), exc)
+                return [], refused
+            Invoice.objects.filter(pk__in=[a.invoice_id for a in attempts]).update(
+                attempt_count=F("attempt_count") + 1, next_attempt_at=None
+            )
+    return attempts, refused
 
 
-def payment_charge(
-    *, invoice_id: int, now: dt.datetime, customer_uid: str | None = None, gateway=None
+def payment_attempt_create(
+    *,
+    invoice_id: int,
+    now: dt.datetime,
+    customer_uid: str | None = None,
+    via: str = PaymentAttempt.Via.AGAIN,
+    scheduled_for: dt.datetime | None = None,
 ) -> PaymentAttempt:
-    """Charge an open invoice now with /subscribe/payments/again. Returns the attempt in its recorded state
-    (SUCCEEDED, FAILED, or UNKNOWN when the outcome could not be seen)."""
-    attempt = payment_attempt_create(invoice_id=invoice_id, now=now, customer_uid=customer_uid)
+    """Step 1 for one invoice. Raises if the invoice cannot be charged now."""
+    attempts, refused = payment_attempts_create(
+        invoice_ids=[invoice_id],
+        now=now,
+        customer_uids={invoice_id: customer_uid} if customer_uid else None,
+        via=via,
+        scheduled_for=scheduled_for,
+    )
+    if refused:
+        raise refused[invoice_id]
+    return attempts[0]
+
+
+# --- step 2: call the gateway ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What one gateway call told us: a payment, an unknown outcome, or a failure that charged nothing."""
+
+    attempt: PaymentAttempt
+    payment: GatewayPayment | None = None
+    unknown: str = ""
+    failure_code: str = ""
+    failure_reason: str = ""
+
+
+SETTLE_EVERY_SECONDS = 0.5  # the longest a batch's finished charges wait to be recorded
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _gateway_pool() -> ThreadPoolExecutor:
+    """The process's threads for gateway calls (settings.BILLING_GATEWAY_CONCURRENCY): they hold no database
+    connection, so a worker keeps many charges in flight on a handful of connections."""
+    global _pool
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(
+                    max_workers=max(settings.BILLING_GATEWAY_CONCURRENCY, 1), thread_name_prefix="gateway"
+                )
+    return _pool
+
+
+def _call_gateway(attempt: PaymentAttempt, gateway, start_at: float | None) -> _Outcome:
+    """One `again` call, translated (style.md §3): a decline is a payment with status failed; a timeout, or an
+    error after the request may have left, is UNKNOWN; an error before anything was charged is a failure."""
+    if start_at is not None:
+        wait = start_at - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)  # the global rate limit's slot for this charge
     invoice = attempt.invoice
-    gateway = gateway or get_gateway()
-    charge_slot_acquire()  # the PG's rate cap; waits outside any transaction
     try:
         payment = gateway.charge_billing_key(
             customer_uid=attempt.customer_uid,
@@ -107,23 +227,165 @@ def payment_charge(
             buyer_email=invoice.customer.email or None,
         )
     except GatewayTimeout as exc:
-        return _mark_unknown(attempt, now=now, reason=f"timeout: {exc}")
+        return _Outcome(attempt, unknown=f"timeout: {exc}")
     except GatewayUnavailable as exc:
         if exc.maybe_processed:
-            return _mark_unknown(attempt, now=now, reason=f"gateway {exc.status}: outcome unknown")
-        return _mark_failed(attempt, now=now, decline_class=GATEWAY, code="unavailable", reason=str(exc))
+            return _Outcome(attempt, unknown=f"gateway {exc.status}: outcome unknown")
+        return _Outcome(attempt, failure_code="unavailable", failure_reason=str(exc))
     except GatewayRejected as exc:
         # code != 0: the request to the card company itself failed; nothing was charged by this call.
-        return _mark_failed(
-            attempt, now=now, decline_class=GATEWAY, code=f"iamport_{exc.code}", reason=exc.message or ""
-        )
+        return _Outcome(attempt, failure_code=f"iamport_{exc.code}", failure_reason=exc.message or "")
     except GatewayError as exc:  # auth errors: the request was refused before any charge
-        return _mark_failed(attempt, now=now, decline_class=GATEWAY, code="gateway_error", reason=str(exc))
+        return _Outcome(attempt, failure_code="gateway_error", failure_reason=str(exc))
     except Exception:
         # A bug or an unexpected exception after the request may have left: never guess, reconcile.
         logger.exception("unexpected error charging %s", attempt.merchant_uid)
-        return _mark_unknown(attempt, now=now, reason="unexpected error during the charge")
-    return payment_apply_gateway_payment(attempt_id=attempt.pk, payment=payment, now=now, source="charge")
+        return _Outcome(attempt, unknown="unexpected error during the charge")
+    return _Outcome(attempt, payment=payment)
+
+
+def payments_charge(*, attempts: Sequence[PaymentAttempt], now: dt.datetime, gateway=None) -> list[PaymentAttempt]:
+    """Steps 2 and 3 for attempts from `payment_attempts_create`, in the same order: call the gateway for each
+    (overlapping, outside any transaction, under the global rate limit), then record every outcome. Returns
+    the attempts in their recorded states (SUCCEEDED, FAILED, or UNKNOWN when the outcome could not be seen)."""
+    if not attempts:
+        return []
+    gateway = gateway or get_gateway()
+    slots = charge_slots_acquire(count=len(attempts)) or [None] * len(attempts)
+    if len(attempts) == 1:
+        return _record_outcomes([_call_gateway(attempts[0], gateway, slots[0])], now=now)
+    pool = _gateway_pool()
+    waiting = {pool.submit(_call_gateway, a, gateway, slot) for a, slot in zip(attempts, slots, strict=True)}
+    # Outcomes are recorded as they come, a chunk at a time, not when the slowest call of the batch returns:
+    # a worker that dies mid-batch leaves only its calls in flight to the janitor.
+    recorded: dict[int, PaymentAttempt] = {}
+    ready: list[_Outcome] = []
+    chunk = max(10, len(attempts) // 4)
+    flushed = time.monotonic()
+    while waiting:
+        done, waiting = wait(waiting, timeout=SETTLE_EVERY_SECONDS, return_when=FIRST_COMPLETED)
+        ready.extend(future.result() for future in done)
+        if ready and (not waiting or len(ready) >= chunk or time.monotonic() - flushed >= SETTLE_EVERY_SECONDS):
+            recorded.update((a.pk, a) for a in _record_outcomes(ready, now=now))
+            ready, flushed = [], time.monotonic()
+    return [recorded[attempt.pk] for attempt in attempts]
+
+
+def payment_charge(
+    *, invoice_id: int, now: dt.datetime, customer_uid: str | None = None, gateway=None
+) -> PaymentAttempt:
+    """Charge an open invoice now with /subscribe/payments/again. Returns the attempt in its recorded state
+    (SUCCEEDED, FAILED, or UNKNOWN when the outcome could not be seen)."""
+    attempt = payment_attempt_create(invoice_id=invoice_id, now=now, customer_uid=customer_uid)
+    return payments_charge(attempts=[attempt], now=now, gateway=gateway)[0]
+
+
+# --- step 3: record the outcomes ------------------------------------------------------------------------
+
+
+def _record_outcomes(outcomes: Sequence[_Outcome], *, now: dt.datetime) -> list[PaymentAttempt]:
+    recorded = _record_paid(
+        [
+            o
+            for o in outcomes
+            if o.payment is not None
+            and o.payment.status == "paid"
+            and o.payment.merchant_uid == o.attempt.merchant_uid
+            and o.payment.amount == o.attempt.amount
+        ],
+        now=now,
+    )
+    result = []
+    for outcome in outcomes:
+        attempt = recorded.get(outcome.attempt.pk)
+        if attempt is None:
+            attempt = _record_one(outcome, now=now)
+        result.append(attempt)
+    return result
+
+
+def _record_one(outcome: _Outcome, *, now: dt.datetime) -> PaymentAttempt:
+    attempt = outcome.attempt
+    if outcome.unknown:
+        return _mark_unknown(attempt, now=now, reason=outcome.unknown)
+    if outcome.payment is None:
+        return _mark_failed(
+            attempt, now=now, decline_class=GATEWAY, code=outcome.failure_code, reason=outcome.failure_reason
+        )
+    return payment_apply_gateway_payment(attempt_id=attempt.pk, payment=outcome.payment, now=now, source="charge")
+
+
+def _record_paid(outcomes: Sequence[_Outcome], *, now: dt.datetime) -> dict[int, PaymentAttempt]:
+    """Book charges Iamport reports paid for the amount we asked, in one transaction of a few statements:
+    attempts still PENDING become SUCCEEDED, their open invoices PAID, with audit rows, and `invoices_paid`
+    goes to the layers above inside the same transaction. Returns the attempts it booked; any other one (a
+    webhook settled it first, its invoice is no longer open, the database refused) is left to the one-row
+    path, which knows every such case."""
+    if not outcomes:
+        return {}
+    for outcome in outcomes:
+        attempt, payment = outcome.attempt, outcome.payment
+        attempt.status = Status.SUCCEEDED
+        attempt.imp_uid = payment.imp_uid
+        attempt.paid_at = payment.paid_at or now
+        attempt.settled_at = now
+        attempt.receipt_url = (payment.receipt_url or "")[:500]
+        attempt.pg_tid = (payment.pg_tid or "")[:64]
+        attempt.card_name = (payment.card_name or "")[:64]
+        attempt.card_number_masked = (payment.card_number or "")[:32]
+        attempt.failure_reason = ""
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                booked = rows_update(
+                    PaymentAttempt,
+                    (o.attempt for o in outcomes),
+                    _SUCCESS_FIELDS,
+                    where="billing_paymentattempt.status = %s",
+                    params=[Status.PENDING],
+                )
+        except IntegrityError:
+            # One success per invoice, unique imp_uid: a second charge of an invoice. The one-row path flags it.
+            booked = set()
+        attempts = [o.attempt for o in outcomes if o.attempt.pk in booked]
+        for attempt in attempts:
+            invoice = attempt.invoice
+            invoice.status, invoice.paid_at, invoice.next_attempt_at = Invoice.Status.PAID, attempt.paid_at, None
+        paid = rows_update(
+            Invoice,
+            (a.invoice for a in attempts),
+            ("status", "paid_at", "next_attempt_at"),
+            where="billing_invoice.status = %s",
+            params=[Invoice.Status.OPEN],
+        )
+        entries = []
+        for attempt in attempts:
+            data = {"imp_uid": attempt.imp_uid}
+            entries.append(_audit_entry(attempt, now, "payment.succeeded", "pending", "succeeded", data=data))
+            if attempt.invoice_id in paid:
+                invoice = attempt.invoice
+                entries.append(
+                    audit_entry(
+                        at=now,
+                        action="invoice.paid",
+                        obj=invoice,
+                        customer_id=invoice.customer_id,
+                        amount=invoice.total,
+                        from_status="open",
+                        to_status="paid",
+                    )
+                )
+        audit_records(entries)
+        for attempt in attempts:
+            if attempt.invoice_id not in paid:
+                # Paid after we had given up (void/uncollectible): money moved, an operator must decide.
+                invoice = attempt.invoice
+                invoice.refresh_from_db(fields=["status", "paid_at", "next_attempt_at"])
+                _flag(attempt, now, f"payment succeeded on a {invoice.status} invoice", "system")
+        settled = [(a.invoice, a) for a in attempts if a.invoice_id in paid]
+        if settled:
+            signals.invoices_paid.send(sender=PaymentAttempt, payments=settled, now=now)
+    return {attempt.pk: attempt for attempt in attempts}
 
 
 def webhook_url() -> str | None:
@@ -145,7 +407,11 @@ def _mark_unknown(attempt: PaymentAttempt, *, now: dt.datetime, reason: str) -> 
 
 
 def _audit(attempt, now, action, from_status, to_status, reason="", actor_label="system", data=None):
-    audit_record(
+    _audit_entry(attempt, now, action, from_status, to_status, reason, actor_label, data).save(force_insert=True)
+
+
+def _audit_entry(attempt, now, action, from_status, to_status, reason="", actor_label="system", data=None):
+    return audit_entry(
         at=now,
         action=action,
         obj=attempt,

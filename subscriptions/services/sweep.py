@@ -5,18 +5,23 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 
+from django.conf import settings
+
 from billing.services.payments import payments_reconcile_unsettled
 from subscriptions.services.dunning import invoice_retry, invoices_retry_due
-from subscriptions.services.lifecycle import subscription_renew, subscriptions_due
+from subscriptions.services.lifecycle import subscriptions_due, subscriptions_renew
 
 
 def billing_run(*, now: dt.datetime, gateway=None) -> dict[str, dict[str, int]]:
     """Synchronous: used by `manage.py billing_run`, the test clock and tests. Beat runs the same three
-    sweeps as separate tasks that fan out one task per subscription or invoice."""
+    sweeps as separate tasks that fan out one task per batch of subscriptions or per invoice."""
     reconciled = payments_reconcile_unsettled(now=now, gateway=gateway)
-    renewals = Counter(
-        subscription_renew(subscription_id=sid, now=now, gateway=gateway) for sid in subscriptions_due(now=now)
-    )
+    renewals = Counter()
+    due = subscriptions_due(now=now)
+    size = max(settings.BILLING_RENEWAL_BATCH_SIZE, 1)
+    for start in range(0, len(due), size):
+        batch = subscriptions_renew(subscription_ids=due[start : start + size], now=now, gateway=gateway)
+        renewals.update(batch.values())
     retries = Counter()
     for invoice_id in invoices_retry_due(now=now):
         attempt = invoice_retry(invoice_id=invoice_id, now=now, gateway=gateway)

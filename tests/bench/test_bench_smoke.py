@@ -68,7 +68,8 @@ def test_billing_run_charges_every_due_subscription_once_when_run_small(bench_en
     result = run(
         "billing_run.py",
         *("--subscriptions", "20", "--latency-ms", "10", "--concurrency", "4", "--workers", "1"),
-        *("--baseline-sample", "3", "--query-sample", "2", "--rate-limit", "0"),
+        *("--tasks", "2", "--batch-size", "8"),
+        *("--baseline-sample", "3", "--query-sample", "6", "--rate-limit", "0"),
         env=bench_env,
     )
 
@@ -78,7 +79,10 @@ def test_billing_run_charges_every_due_subscription_once_when_run_small(bench_en
     assert result["charges"] == 20
     assert result["attempt_status"] == {"succeeded": 20}
     assert result["double_charges"] == 0
-    assert result["in_process"]["one_renewal"], "the statements of one renewal are listed"
+    assert result["renewal_tasks"] == 3  # 20 due subscriptions in batches of 8
+    assert result["in_process"]["batch_outcomes"] == {"renewed:succeeded": 4}
+    assert result["in_process"]["one_batch"], "the statements of one batch are listed"
+    assert result["in_process"]["one_renewal_alone"]["outcome"] == "renewed:succeeded"
 
 
 def test_due_sweep_finds_the_due_percent_through_the_partial_index_when_run_small(bench_env):
@@ -87,7 +91,8 @@ def test_due_sweep_finds_the_due_percent_through_the_partial_index_when_run_smal
     assert result["subscriptions"] == 5000
     assert result["due"] == 50
     assert result["uses_subscription_due_idx"]["after_analyze"] is True
-    assert result["sweep_fanout"]["tasks"] >= 50
+    assert result["sweep_fanout"]["subscriptions"] == 50
+    assert result["sweep_fanout"]["tasks"] == 1  # one renewal task per batch of 100
     assert result["due_query_seconds"]["warm_p50"] is not None
 
 
