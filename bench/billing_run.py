@@ -1,7 +1,7 @@
 """One renewal billing run on real Celery workers against the Iamport sandbox; prints ONE JSON object.
 
     .venv/bin/python bench/billing_run.py --subscriptions 1000 --latency-ms 200 --concurrency 32 [--workers 2]
-                                          [--tasks 4] [--batch-size 100] [--rate-limit 50]
+                                          [--tasks 2] [--batch-size 50] [--rate-limit 50]
 
 1. Seeds N+S+P subscriptions whose period ended (bulk ORM inserts: users, customers, billing keys,
    subscriptions) and issues their billing keys in the sandbox's ledger; starts the sandbox (its own process)
@@ -57,8 +57,10 @@ def parse_args(argv=None):
         "--concurrency", "-c", type=int, default=32, help="C: gateway calls in flight per worker process"
     )
     parser.add_argument("--workers", "-w", type=int, default=2, help="W: Celery worker processes (default 2 = cores)")
-    parser.add_argument("--tasks", "-t", type=int, default=4, help="T: renewal tasks (batches) at once per worker")
-    parser.add_argument("--batch-size", type=int, default=100, help="subscriptions per renewal task")
+    parser.add_argument("--tasks", "-t", type=int, default=2, help="T: renewal tasks (batches) at once per worker")
+    parser.add_argument(
+        "--batch-size", type=int, default=50, help="subscriptions per renewal task (BILLING_RENEWAL_BATCH_SIZE)"
+    )
     parser.add_argument(
         "--rate-limit",
         type=int,
@@ -67,7 +69,10 @@ def parse_args(argv=None):
     )
     parser.add_argument("--baseline-sample", type=int, default=25, help="B: sequential `again` calls")
     parser.add_argument(
-        "--query-sample", type=int, default=100, help="S: renewals of the in-process batch whose statements are counted"
+        "--query-sample",
+        type=int,
+        default=None,
+        help="S: renewals of the in-process batch whose statements are counted (default: the batch size)",
     )
     parser.add_argument(
         "--profile", type=int, default=5, help="P more in-process renewals under cProfile (CPU time by library)"
@@ -415,7 +420,8 @@ def main(argv=None) -> dict:
             f"only {available} are free: lower --tasks or --workers"
         )
 
-    n, s, p = args.subscriptions, max(args.query_sample, 3), args.profile
+    # S = the in-process batch, plus one warm-up renewal and one renewal alone
+    n, s, p = args.subscriptions, (args.query_sample or args.batch_size) + 2, args.profile
     processes = []
     try:
         log(

@@ -1,4 +1,5 @@
-"""The `/__sandbox__` controls: reset, clock, faults, latency, card behaviour, ledgers and the SDK endpoint.
+"""The `/__sandbox__` controls: reset, clock, faults (and releasing held requests), latency, rate caps,
+in-flight counts, card behaviour, ledgers and the SDK endpoint.
 
 Controls answer plain JSON (no Iamport envelope), need no token and get no latency or faults. Errors are
 `{"error": "..."}` with a 4xx status.
@@ -14,6 +15,7 @@ from iamport_sandbox.clock import ClockError
 from iamport_sandbox.errors import ApiError
 from iamport_sandbox.faults import FaultError
 from iamport_sandbox.forms import parse_body
+from iamport_sandbox.traffic import RateLimitError
 
 if TYPE_CHECKING:
     from iamport_sandbox.server import SandboxServer
@@ -66,6 +68,9 @@ class AdminApi:
             ("GET", "faults"): self.get_faults,
             ("POST", "faults"): self.add_fault,
             ("DELETE", "faults"): self.clear_faults,
+            ("POST", "faults/release"): self.release_faults,
+            ("GET", "inflight"): lambda body: self.server.inflight.snapshot(),
+            ("DELETE", "inflight"): self.reset_inflight,
             ("GET", "latency"): self.get_latency,
             ("POST", "latency"): self.set_latency,
             ("GET", "config"): self.get_config,
@@ -97,7 +102,7 @@ class AdminApi:
             return Reply.json(200, handler(self._body(raw, headers)))
         except ControlError as exc:
             return Reply.json(exc.status, {"error": str(exc)})
-        except (ClockError, FaultError) as exc:
+        except (ClockError, FaultError, RateLimitError) as exc:
             return Reply.json(400, {"error": str(exc)})
         except ApiError as exc:
             return Reply.json(exc.http_status if exc.http_status >= 400 else 400, {"error": exc.message})
@@ -169,12 +174,22 @@ class AdminApi:
             times=body.get("times", 1),
             delay_ms=body.get("delay_ms"),
             hold_ms=body.get("hold_ms"),
+            retry_after=body.get("retry_after"),
         )
         return {"ok": True, "fault": fault.as_dict(), "faults": self.server.faults.list()}
 
     def clear_faults(self, body: dict) -> dict:
         self.server.faults.clear()
         return {"ok": True}
+
+    def release_faults(self, body: dict) -> dict:
+        """End every `gate` and `timeout_*` hold of requests that arrived before this call."""
+        self.server.faults.release_held()
+        return {"ok": True}
+
+    def reset_inflight(self, body: dict) -> dict:
+        self.server.inflight.reset_peaks()
+        return self.server.inflight.snapshot()
 
     def get_latency(self, body: dict) -> dict:
         return {"ms": self.server.faults.latency_ms}
@@ -189,10 +204,14 @@ class AdminApi:
             "default_notice_url": outbox.default_notice_url,
             "webhook_content_type": "form" if outbox.content_type.endswith("urlencoded") else "json",
             "merchant_code": self.server.merchant_code,
+            "rate_limits": self.server.rate_limits.caps(),
         }
 
     def set_config(self, body: dict) -> dict:
         outbox = self.server.outbox
+        # Checked before anything changes, so bad rate_limits leave every setting as it was.
+        if "rate_limits" in body:
+            self.server.rate_limits.validate(body["rate_limits"])
         if "default_notice_url" in body:
             url = body["default_notice_url"]
             if url is not None and not isinstance(url, str):
@@ -203,6 +222,8 @@ class AdminApi:
             if kind not in ("json", "form"):
                 raise ControlError("webhook_content_type must be 'json' or 'form'")
             outbox.content_type = "application/json" if kind == "json" else "application/x-www-form-urlencoded"
+        if "rate_limits" in body:
+            self.server.rate_limits.update(body["rate_limits"])
         return self.get_config(body)
 
     def get_webhooks(self, body: dict) -> list:

@@ -43,7 +43,10 @@ class SandboxControl:
         return self._call("GET", "health")
 
     def reset(self) -> dict:
-        """Clear all state: payments, keys, schedules, tokens, webhooks, faults, latency, clock, log."""
+        """Clear all state: payments, keys, schedules, tokens, webhooks, faults, latency, rate caps, clock, log.
+
+        Held and gated requests are released; in-flight peaks drop to what is still in flight.
+        """
         return self._call("POST", "reset", {})
 
     # -- clock ------------------------------------------------------------------------------------------
@@ -77,13 +80,22 @@ class SandboxControl:
         times: int = 1,
         delay_ms: int | None = None,
         hold_ms: int | None = None,
+        retry_after: int | None = None,
     ):
+        """mode: timeout_after_commit | timeout_before_commit | http_500 | http_503 | code_error | delay |
+        throttle (429 + Retry-After: `retry_after`, default 1) | gate (waits for `release_held()`, then serves)."""
         body = {"endpoint": endpoint, "mode": mode, "times": times}
         if delay_ms is not None:
             body["delay_ms"] = delay_ms
         if hold_ms is not None:
             body["hold_ms"] = hold_ms
+        if retry_after is not None:
+            body["retry_after"] = retry_after
         return self._call("POST", "faults", body)
+
+    def release_held(self) -> dict:
+        """Let every gated or held (timeout_*) request that has arrived so far go on."""
+        return self._call("POST", "faults/release", {})
 
     def faults(self) -> list:
         return self._call("GET", "faults")
@@ -93,6 +105,29 @@ class SandboxControl:
 
     def set_latency(self, ms: int) -> dict:
         return self._call("POST", "latency", {"ms": int(ms)})
+
+    # -- traffic ----------------------------------------------------------------------------------------
+
+    def inflight(self) -> dict:
+        """`{"current": {"again": 2}, "peak": {"again": 5}}`: API requests between arrival and answer."""
+        return self._call("GET", "inflight")
+
+    def reset_inflight(self) -> dict:
+        """Lower the peaks to what is in flight now."""
+        return self._call("DELETE", "inflight")
+
+    def wait_for_inflight(self, endpoint: str, count: int, timeout: float = 5.0) -> dict:
+        """Poll until exactly `count` `endpoint` requests are in flight (or the deadline); the last snapshot."""
+        deadline = time.monotonic() + timeout
+        while True:
+            snapshot = self.inflight()
+            if snapshot["current"].get(endpoint, 0) == count or time.monotonic() > deadline:
+                return snapshot
+            time.sleep(0.01)
+
+    def set_rate_limit(self, endpoint: str, per_second: int | None) -> dict:
+        """At most `per_second` request starts per sliding second, beyond that 429; None or 0 removes the cap."""
+        return self._call("POST", "config", {"rate_limits": {endpoint: per_second}})
 
     # -- cards, config ----------------------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
-"""The sandbox HTTP server: threads, keep-alive, auth, latency and faults around the Iamport routes.
+"""The sandbox HTTP server: threads, keep-alive, auth, latency, rate caps and faults around the Iamport routes.
 
 `SandboxServer(...).start()` serves in background threads (tests, dev runs); `serve_forever()` serves in
 the foreground (the CLI). Besides the request threads it runs a scheduler thread (executes due schedules
-about every 0.2 s of real time) and the webhook delivery workers.
+about every 0.2 s of real time) and the webhook delivery workers. It counts API requests in flight per
+endpoint (`inflight`) and refuses starts beyond a configured per-endpoint cap (`rate_limits`).
 """
 
 import socket
@@ -17,11 +18,12 @@ from iamport_sandbox.admin import AdminApi, Reply
 from iamport_sandbox.api import Answer, Call, IamportApi
 from iamport_sandbox.clock import SandboxClock
 from iamport_sandbox.errors import ApiError
-from iamport_sandbox.faults import FaultBoard
+from iamport_sandbox.faults import DEFAULT_RETRY_AFTER_S, FaultBoard
 from iamport_sandbox.forms import parse_body, parse_query
 from iamport_sandbox.ledger import Ledger
 from iamport_sandbox.sdk import SDK_PATHS, render_sdk
 from iamport_sandbox.store import Store
+from iamport_sandbox.traffic import InflightCounter, RateLimiter
 from iamport_sandbox.webhooks import WebhookOutbox
 
 DEFAULT_IMP_KEY = "imp_apikey"
@@ -31,6 +33,22 @@ SCHEDULER_TICK_S = 0.2
 MAX_REQUEST_LOG = 100_000
 
 UNAUTHORIZED = {"code": -1, "message": "Unauthorized", "response": None}
+
+
+def _too_many_requests(retry_after: int, reason: str) -> tuple[dict, dict]:
+    """The envelope and headers of a refused request (the `throttle` fault and the rate cap).
+
+    Iamport publishes no rate limit and no 429 shape for api.iamport.kr (reliability.md §C1; PGs such as Daou
+    ask merchants to stay at or under 50 billing-key charges/s). This is the defensive assumption a client
+    must survive: a refusal before any processing (nothing charged), HTTP 429, the usual envelope with
+    code -1, and a Retry-After in whole seconds.
+    """
+    envelope = {
+        "code": -1,
+        "message": f"Too Many Requests (sandbox throttle): {reason}; retry after {retry_after} s",
+        "response": None,
+    }
+    return envelope, {"Retry-After": str(retry_after)}
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -154,6 +172,8 @@ class SandboxServer:
         self.api = IamportApi(self.ledger)
         self.admin = AdminApi(self)
         self.faults = FaultBoard()
+        self.inflight = InflightCounter()
+        self.rate_limits = RateLimiter()
         self.outbox = WebhookOutbox(self.store, self.clock, default_notice_url=default_notice_url)
         self.initial_notice_url = default_notice_url
         self.stopping = False
@@ -261,6 +281,8 @@ class SandboxServer:
 
     def reset(self) -> None:
         self.faults.reset()
+        self.rate_limits.clear()
+        self.inflight.reset_peaks()
         with self._executor_lock:
             self.outbox.reset()
             self.store.wipe()
@@ -341,9 +363,25 @@ class SandboxServer:
             handler.wfile.write(reply.body)
 
     def _handle_api(self, handler, method: str, path: str, query: dict, raw: bytes) -> tuple[int | None, str | None]:
+        # Read before counting the request in flight: once a test sees it in flight, a release it sends
+        # then must free it, even if the request has not reached its gate yet.
+        arrived_epoch = self.faults.hold_epoch
+        resolved = self.api.resolve(method, path)
+        endpoint = resolved[0].endpoint if resolved[0] else None
+        if endpoint is None:  # 404/405 have no endpoint name to count under
+            return self._serve_api(handler, method, path, query, raw, resolved, arrived_epoch)
+        self.inflight.enter(endpoint)
+        try:
+            return self._serve_api(handler, method, path, query, raw, resolved, arrived_epoch)
+        finally:
+            self.inflight.leave(endpoint)
+
+    def _serve_api(
+        self, handler, method: str, path: str, query: dict, raw: bytes, resolved: tuple, arrived_epoch: int
+    ) -> tuple[int | None, str | None]:
+        route, args, path_known = resolved
         if self.faults.latency_ms:
             self.faults.sleep(self.faults.latency_ms)
-        route, args, path_known = self.api.resolve(method, path)
         endpoint = route.endpoint if route else None
         entry = {
             "method": method,
@@ -357,10 +395,10 @@ class SandboxServer:
             "at": self.clock.now(),
         }
 
-        def answer(status: int, envelope: dict) -> tuple[int, str | None]:
+        def answer(status: int, envelope: dict, headers: dict | None = None) -> tuple[int, str | None]:
             entry["status"] = status
             self._log_request(entry)
-            self._send(handler, Reply.json(status, envelope))
+            self._send(handler, Reply.json(status, envelope, headers))
             return status, endpoint
 
         if endpoint != "getToken" and not any(
@@ -387,11 +425,27 @@ class SandboxServer:
         if entry["customer_uid"] is None and isinstance(body.get("customer_uid"), str):
             entry["customer_uid"] = body["customer_uid"]
 
+        # The cap comes before faults: a refused request never started, so it must not use one up.
+        refusal = self.rate_limits.admit(endpoint)
+        if refusal is not None:
+            retry_after, cap = refusal
+            entry["fault"] = "rate_limit"
+            envelope, headers = _too_many_requests(retry_after, f"more than {cap} {endpoint} requests in one second")
+            return answer(429, envelope, headers)
+
         fault = self.faults.take(endpoint)
         if fault is not None:
             entry["fault"] = fault.mode
             if fault.mode == "delay":
                 self.faults.sleep(fault.delay_ms or 0)
+            elif fault.mode == "gate":
+                # Then served normally: the gate only proves that calls overlap (see `inflight`).
+                self.faults.hold(fault, arrived_epoch)
+            elif fault.mode == "throttle":
+                envelope, headers = _too_many_requests(
+                    DEFAULT_RETRY_AFTER_S if fault.retry_after is None else fault.retry_after, "injected fault"
+                )
+                return answer(429, envelope, headers)
             elif fault.mode in ("http_500", "http_503"):
                 status = 500 if fault.mode == "http_500" else 503
                 message = "Internal Server Error" if status == 500 else "Service Unavailable"
@@ -406,7 +460,7 @@ class SandboxServer:
                     },
                 )
             elif fault.mode == "timeout_before_commit":
-                return self._hold(handler, entry, fault)
+                return self._hold(handler, entry, fault, arrived_epoch)
 
         call = Call(method=method, args=args, query=query, body=body, now=self.clock.now())
         try:
@@ -416,12 +470,12 @@ class SandboxServer:
         if result.notices:
             self.outbox.submit(result.notices)
         if fault is not None and fault.mode == "timeout_after_commit":
-            return self._hold(handler, entry, fault)
+            return self._hold(handler, entry, fault, arrived_epoch)
         return answer(result.status, result.envelope())
 
-    def _hold(self, handler, entry: dict, fault) -> tuple[None, str | None]:
+    def _hold(self, handler, entry: dict, fault, arrived_epoch: int) -> tuple[None, str | None]:
         """A simulated timeout: nothing is answered; the connection is dropped after the hold."""
         self._log_request(entry)
-        self.faults.hold(fault)
+        self.faults.hold(fault, arrived_epoch)
         handler.close_connection = True
         return None, entry["endpoint"]

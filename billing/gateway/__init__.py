@@ -19,6 +19,7 @@ from .errors import (
     GatewayError,
     GatewayNotFound,
     GatewayRejected,
+    GatewayThrottled,
     GatewayTimeout,
     GatewayUnavailable,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "GatewayPrepared",
     "GatewayRejected",
     "GatewaySchedule",
+    "GatewayThrottled",
     "GatewayTimeout",
     "GatewayUnavailable",
     "IamportGateway",

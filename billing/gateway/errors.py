@@ -9,6 +9,8 @@ How the payments service should read them:
 * ``GatewayAuthError``: credentials/token problem; nothing was processed.
 * ``GatewayUnavailable``: ``maybe_processed`` tells whether the request could have taken effect
   (``False``: it never reached Iamport; ``True``: a 5xx or dropped connection on a write).
+* ``GatewayThrottled`` (a ``GatewayUnavailable`` that was never processed): HTTP 429, too many requests;
+  ``retry_after`` says when to try again.
 * ``GatewayTimeout``: a write was sent and no answer came back: outcome unknown; reconcile by merchant_uid.
 """
 
@@ -76,6 +78,20 @@ class GatewayUnavailable(GatewayError):
     def __init__(self, message: str, *, maybe_processed: bool, **kwargs) -> None:
         super().__init__(message, **kwargs)
         self.maybe_processed = maybe_processed
+
+
+class GatewayThrottled(GatewayUnavailable):
+    """HTTP 429: the gateway (or the PG behind it) refused the request for its rate before processing it.
+
+    Iamport publishes no rate limit or 429 shape for its V1 API; PGs behind it cap billing-key charges (Daou:
+    at most 50 per second). We read a 429 the defensive way: refused before any processing (so a write
+    charged nothing and may be sent again as a new attempt), with ``retry_after`` seconds from its
+    Retry-After header when it has one.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs) -> None:
+        super().__init__(message, maybe_processed=False, **kwargs)
+        self.retry_after = retry_after
 
 
 class GatewayTimeout(GatewayError):

@@ -44,6 +44,7 @@ from .errors import (
     GatewayError,
     GatewayNotFound,
     GatewayRejected,
+    GatewayThrottled,
     GatewayTimeout,
     GatewayUnavailable,
     trim_body,
@@ -273,7 +274,7 @@ class IamportGateway:
                 "body": _LazyBody(resp, self._imp_secret, token_value),
             }
             # A "not found" is a normal answer for lookups; auth and server errors deserve attention.
-            level = logging.WARNING if status >= 500 or status == 401 else logging.INFO
+            level = logging.WARNING if status >= 500 or status in (401, 429) else logging.INFO
             self._log(method, path, status, code, started, level=level)
 
             if status == 401:
@@ -284,6 +285,14 @@ class IamportGateway:
                         self._drop_token(token_value)
                     continue
                 raise GatewayAuthError(f"Iamport authentication failed: {message or 'unauthorized'}", **err_kw)
+            if status == 429:
+                retry_after = _retry_after(resp.headers.get("Retry-After"))
+                if kind != "write" and attempt < attempts:
+                    # A read may wait and go again; a write never does here (style.md §4), its caller decides.
+                    time.sleep(min(retry_after if retry_after is not None else self.backoff * 2**attempt, 5.0))
+                    continue
+                reason = message or "too many requests"
+                raise GatewayThrottled(f"Iamport is throttling requests: {reason}", retry_after=retry_after, **err_kw)
             if status >= 500:
                 if kind != "write" and attempt < attempts:
                     self._sleep(attempt)
@@ -764,6 +773,15 @@ def _to_int(value: Any, field: str) -> int:
             raise GatewayError(f"Iamport sent a non-numeric {field}: {value[:40]!r}") from None
         return _to_int(number, field)
     raise GatewayError(f"Iamport sent an unexpected type for {field}: {type(value).__name__}")
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds (the HTTP-date form is not used by APIs like this one: treated as absent)."""
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and 0 <= seconds < 3600 else None
 
 
 def _int_or_none(value: Any) -> int | None:

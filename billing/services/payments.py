@@ -38,7 +38,13 @@ from billing.bulk import rows_update
 from billing.decline import GATEWAY, classify_decline
 from billing.errors import ApplicationError, InvoiceNotPayableError, NoPaymentMethodError, PaymentInProgressError
 from billing.gateway.base import GatewayPayment
-from billing.gateway.errors import GatewayError, GatewayRejected, GatewayTimeout, GatewayUnavailable
+from billing.gateway.errors import (
+    GatewayError,
+    GatewayRejected,
+    GatewayThrottled,
+    GatewayTimeout,
+    GatewayUnavailable,
+)
 from billing.models import Invoice, PaymentAttempt
 from billing.ratelimit import charge_slots_acquire
 from billing.selectors import billing_keys_default
@@ -49,6 +55,7 @@ logger = logging.getLogger(__name__)
 
 Status = PaymentAttempt.Status
 UNSETTLED = (Status.PENDING, Status.UNKNOWN)
+THROTTLED = "throttled"  # failure_code of a charge the gateway refused for its rate (HTTP 429)
 _SUCCESS_FIELDS = (
     "status",
     "imp_uid",
@@ -87,7 +94,7 @@ def payment_attempts_create(
     """
     customer_uids = customer_uids or {}
     refused: dict[int, ApplicationError] = {}
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # nothing inside is caught: no savepoint needed when nested
         invoices = list(
             Invoice.objects.select_for_update(of=("self",))
             .select_related("customer")
@@ -228,6 +235,10 @@ def _call_gateway(attempt: PaymentAttempt, gateway, start_at: float | None) -> _
         )
     except GatewayTimeout as exc:
         return _Outcome(attempt, unknown=f"timeout: {exc}")
+    except GatewayThrottled as exc:
+        # Refused for its rate before anything was processed: nothing charged. Dunning retries it shortly,
+        # without telling the subscriber anything failed (see subscriptions.services.dunning).
+        return _Outcome(attempt, failure_code=THROTTLED, failure_reason=str(exc))
     except GatewayUnavailable as exc:
         if exc.maybe_processed:
             return _Outcome(attempt, unknown=f"gateway {exc.status}: outcome unknown")

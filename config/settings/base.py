@@ -256,6 +256,9 @@ BILLING_DUNNING_SOFT_RETRY_DAYS = [int(x) for x in env_list("BILLING_DUNNING_SOF
 BILLING_DUNNING_GATEWAY_RETRY_MINUTES = [int(x) for x in env_list("BILLING_DUNNING_GATEWAY_RETRY_MINUTES", "5,30,120")]
 # What happens when dunning gives up: "cancel" the subscription, or mark it "unpaid" (kept, no access).
 BILLING_DUNNING_FINAL_ACTION = env("BILLING_DUNNING_FINAL_ACTION", "cancel")
+# Charges refused for the gateway's rate (HTTP 429) are retried this many times (1, 2, 4 ... 30 minutes apart)
+# before they count as gateway errors.
+BILLING_THROTTLED_RETRIES = env_int("BILLING_THROTTLED_RETRIES", 6)
 # A PENDING attempt older than this is looked up by the janitor (a worker died between record and answer).
 BILLING_RECONCILE_PENDING_AFTER_SECONDS = env_int("BILLING_RECONCILE_PENDING_AFTER_SECONDS", 180)
 # An attempt that Iamport has no record of this long after it was made never reached the PG: FAILED.
@@ -266,7 +269,7 @@ BILLING_CHARGE_RATE_LIMIT = env_int("BILLING_CHARGE_RATE_LIMIT", 0)
 # seconds, one process charges at most this / L per second.
 BILLING_GATEWAY_CONCURRENCY = env_int("BILLING_GATEWAY_CONCURRENCY", 32)
 # Subscriptions one renewal task claims, invoices and charges together (a handful of statements per batch).
-BILLING_RENEWAL_BATCH_SIZE = env_int("BILLING_RENEWAL_BATCH_SIZE", 100)
+BILLING_RENEWAL_BATCH_SIZE = env_int("BILLING_RENEWAL_BATCH_SIZE", 50)
 BILLING_INCOMPLETE_EXPIRY_HOURS = env_int("BILLING_INCOMPLETE_EXPIRY_HOURS", 23)
 BILLING_TRIAL_NOTICE_DAYS = env_int("BILLING_TRIAL_NOTICE_DAYS", 3)
 # Webhooks: only Iamport's documented source IPs are accepted when the allow-list is on (production).

@@ -10,6 +10,8 @@
   runs: cancel (default) or `unpaid` (BILLING_DUNNING_FINAL_ACTION).
 - Every failure emails the subscriber (ko/en) with a link to update the card; a new card retries the open
   invoice at once, on the same subscription.
+- A charge the gateway refused for its rate (HTTP 429, a burst over a PG's cap) reached no card company: it is
+  retried after 1, 2, 4, ... minutes without dunning, past due or email (BILLING_THROTTLED_RETRIES times).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from billing.models import Invoice, PaymentAttempt
 from billing.selectors import billing_key_default
 from billing.services.audit import audit_record
 from billing.services.invoices import invoice_mark_uncollectible
+from billing.services.payments import THROTTLED
 from subscriptions import notifications
 from subscriptions.models import Subscription, SubscriptionInvoice
 from subscriptions.services.common import charge_invoice, set_status
@@ -60,6 +63,8 @@ def dunning_on_failure(*, subscription: Subscription, invoice: Invoice, attempt:
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
     if invoice.status != Invoice.Status.OPEN:
         return
+    if attempt.failure_code == THROTTLED and _retry_throttled(invoice, now):
+        return
     if invoice.first_failed_at is None:
         invoice.first_failed_at = now
     invoice.last_decline_class = attempt.decline_class
@@ -84,6 +89,28 @@ def dunning_on_failure(*, subscription: Subscription, invoice: Invoice, attempt:
         subscription.save()
     invoice_id, attempt_id = invoice.pk, attempt.pk
     transaction.on_commit(lambda: notifications.send_payment_failed(invoice_id=invoice_id, attempt_id=attempt_id))
+
+
+def _retry_throttled(invoice: Invoice, now: dt.datetime) -> bool:
+    """A charge refused for the gateway's rate (a billing burst over a PG's cap) never reached the card
+    company: retry it after 1, 2, 4, ... minutes (at most 30) without starting dunning, marking the
+    subscription past due or emailing anyone. After BILLING_THROTTLED_RETRIES such refusals it is treated as
+    a gateway error. Returns whether it was rescheduled."""
+    refusals = invoice.attempts.filter(failure_code=THROTTLED).count()
+    if refusals > settings.BILLING_THROTTLED_RETRIES:
+        return False
+    invoice.next_attempt_at = now + dt.timedelta(minutes=min(2 ** (refusals - 1), 30))
+    invoice.save(update_fields=["next_attempt_at"])
+    audit_record(
+        at=now,
+        action="dunning.throttled",
+        obj=invoice,
+        customer_id=invoice.customer_id,
+        amount=invoice.total,
+        reason="the gateway refused the charge for its rate",
+        data={"refusals": refusals, "next_attempt_at": str(invoice.next_attempt_at)},
+    )
+    return True
 
 
 def _final_action(*, subscription: Subscription, invoice: Invoice, now: dt.datetime) -> None:

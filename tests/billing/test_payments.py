@@ -226,3 +226,19 @@ def test_stale_pending_attempt_from_a_dead_worker_is_reconciled_from_iamport(san
     attempt.refresh_from_db()
     assert counts["succeeded"] == 1
     assert attempt.status == PaymentAttempt.Status.SUCCEEDED
+
+
+def test_a_charge_refused_for_the_gateways_rate_fails_as_throttled_and_a_retry_charges_once(sandbox, gateway, now):
+    customer = make_customer()
+    register_card(customer, gateway, now=now)
+    invoice = open_invoice(customer, now)
+    sandbox.add_fault("again", "throttle", retry_after=2)
+
+    refused = payment_charge(invoice_id=invoice.pk, now=now, gateway=gateway)
+    retried = payment_charge(invoice_id=invoice.pk, now=now, gateway=gateway)
+
+    assert (refused.status, refused.decline_class, refused.failure_code) == ("failed", "gateway", "throttled")
+    assert charges_sent(sandbox, refused.merchant_uid) == 1
+    assert [p for p in sandbox.payments() if p["merchant_uid"] == refused.merchant_uid] == []
+    assert retried.status == PaymentAttempt.Status.SUCCEEDED and retried.merchant_uid != refused.merchant_uid
+    assert Invoice.objects.get(pk=invoice.pk).status == Invoice.Status.PAID

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from billing.gateway import GatewayTimeout, GatewayUnavailable, ScheduleItem
+from billing.gateway import GatewayThrottled, GatewayTimeout, GatewayUnavailable, ScheduleItem
 
 from .conftest import log_of, wait_for_log
 
@@ -132,3 +132,28 @@ def test_token_fetch_is_retried_when_token_endpoint_answers_503_once(make_gatewa
 
 def tomorrow(sandbox) -> dt.datetime:
     return dt.datetime.fromtimestamp(sandbox.now() + 86_400, tz=dt.UTC)
+
+
+def test_charge_raises_throttled_not_processed_and_is_not_resent_when_iamport_answers_429(
+    gateway, sandbox, customer_uid, uid
+):
+    merchant_uid = uid("order")
+    sandbox.add_fault("again", "throttle", retry_after=7)
+
+    with pytest.raises(GatewayThrottled) as info:
+        gateway.charge_billing_key(customer_uid=customer_uid, merchant_uid=merchant_uid, amount=9900, name="n")
+
+    assert info.value.status == 429 and info.value.maybe_processed is False
+    assert info.value.retry_after == 7
+    assert len(log_of(sandbox, "again")) == 1
+    assert gateway.find_payments(merchant_uid=merchant_uid) == []
+
+
+def test_get_waits_and_succeeds_when_iamport_answers_429_once(gateway, sandbox, customer_uid, uid):
+    payment = gateway.charge_billing_key(customer_uid=customer_uid, merchant_uid=uid("order"), amount=9900, name="n")
+    sandbox.add_fault("payments", "throttle", times=1, retry_after=0)
+
+    fetched = gateway.get_payment(imp_uid=payment.imp_uid)
+
+    assert fetched.imp_uid == payment.imp_uid and fetched.is_paid
+    assert [e["status"] for e in log_of(sandbox, "payments")] == [429, 200]

@@ -5,13 +5,13 @@ database connection, so the row locks (SKIP LOCKED, FOR UPDATE) and the unique i
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 import pytest
+from django.db import connection
 
 from billing.models import AuditLog, Invoice, PaymentAttempt
 from billing.services.payments import payments_reconcile_unsettled
-from subscriptions.services.lifecycle import subscription_renew
+from subscriptions.services.lifecycle import subscription_renew, subscriptions_renew
 from subscriptions.services.sweep import billing_run
 from tests.reliability.conftest import run_in_threads
 from tests.reliability.helpers import (
@@ -20,6 +20,7 @@ from tests.reliability.helpers import (
     attempts_of,
     renewal_invoice,
     wait_for_sandbox_payment,
+    wait_until,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -27,27 +28,72 @@ Status = PaymentAttempt.Status
 MINUTE = dt.timedelta(minutes=1)
 
 
-def test_each_renewal_is_charged_once_and_none_waits_for_another_when_the_gateway_is_slow_on_every_call(
+def test_each_renewal_is_charged_once_and_none_waits_for_another_when_the_gateway_holds_every_call(
     sandbox, gateway, subscribed, now
 ):
     subs = [subscribed(now=now) for _ in range(5)]
-    latency_ms = 800
-    sandbox.set_latency(latency_ms)
-    started = time.monotonic()
+    sandbox.add_fault("again", "gate", times=5)  # each call waits at the sandbox until released
+    sandbox.reset_inflight()
 
-    outcomes = run_in_threads(
+    def release_when_all_five_wait():
+        # Proof without a stopwatch: all five calls are at the sandbox at the same moment.
+        try:
+            return wait_until(lambda: sandbox.inflight()["current"].get("again", 0) == 5, timeout=20)
+        finally:
+            sandbox.release_held()
+
+    *outcomes, all_waited_together = run_in_threads(
         *[
             lambda sid=sub.pk, at=sub.current_period_end + MINUTE: subscription_renew(
                 subscription_id=sid, now=at, gateway=gateway
             )
             for sub in subs
-        ]
+        ],
+        release_when_all_five_wait,
     )
 
-    elapsed = time.monotonic() - started
+    assert all_waited_together
     assert outcomes == ["renewed:succeeded"] * 5
+    assert sandbox.inflight()["peak"]["again"] == 5
     assert len(again_requests(sandbox)) == 10  # 5 first periods + 5 renewals
-    assert elapsed < 5 * latency_ms / 1000 * 0.75, f"renewals were serialised: {elapsed:.2f}s"
+    assert_books_balance(sandbox)
+
+
+def test_a_batch_keeps_its_charges_in_flight_together_with_no_transaction_or_extra_connection_open(
+    sandbox, gateway, subscribed, now
+):
+    subs = [subscribed(now=now) for _ in range(6)]
+    renew_at = max(sub.current_period_end for sub in subs) + MINUTE
+    sandbox.add_fault("again", "gate", times=6)
+    sandbox.reset_inflight()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT clock_timestamp()")
+        [(test_started,)] = cursor.fetchall()
+    seen: dict = {}
+
+    def look_while_they_wait():
+        try:
+            seen["together"] = wait_until(lambda: sandbox.inflight()["current"].get("again", 0) == 6, timeout=20)
+            with connection.cursor() as cursor:  # every session opened since the test began: the batch's own
+                cursor.execute(
+                    "SELECT state FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid() AND backend_start >= %s",
+                    [test_started],
+                )
+                seen["states"] = sorted(state for (state,) in cursor.fetchall())
+        finally:
+            sandbox.release_held()
+
+    [outcomes, _] = run_in_threads(
+        lambda: subscriptions_renew(subscription_ids=[s.pk for s in subs], now=renew_at, gateway=gateway),
+        look_while_they_wait,
+    )
+
+    assert seen["together"]
+    assert set(outcomes.values()) == {"renewed:succeeded"}
+    # Six charges in flight at once, on gateway threads that opened no connection of their own, while the
+    # batch's one connection sat outside any transaction.
+    assert seen["states"] == ["idle"]
     assert_books_balance(sandbox)
 
 

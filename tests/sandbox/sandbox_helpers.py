@@ -93,6 +93,29 @@ class Iamport:
         return self.post("/payments/cancel", json=fields)
 
 
+def charge_with_own_client(base_url: str, merchant_uid: str, timeout: float = 30):
+    """One charge of `c1` on a fresh connection, for callers in their own threads (a Session is not thread-safe)."""
+    client = Iamport(base_url)
+    try:
+        body = {"customer_uid": "c1", "merchant_uid": merchant_uid, "amount": 9900, "name": "월간 이용권"}
+        return client.post("/subscribe/payments/again", json=body, timeout=timeout)
+    finally:
+        client.session.close()
+
+
+def wait_until_idle(control, timeout: float = 5.0) -> dict:
+    """Poll `inflight` until no API request is in flight (or the deadline); the last snapshot.
+
+    A client has its answer a moment before the server thread counts the request out, so tests poll.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        snapshot = control.inflight()
+        if not snapshot["current"] or time.monotonic() > deadline:
+            return snapshot
+        time.sleep(0.01)
+
+
 def schedule_item(merchant_uid: str, schedule_at: int, amount: int = 9900, **fields) -> dict:
     return {"merchant_uid": merchant_uid, "schedule_at": schedule_at, "amount": amount, "name": "월간 이용권", **fields}
 

@@ -1,4 +1,4 @@
-"""Injected faults and latency: every mode, consumption order, and prompt release on stop/reset."""
+"""Injected faults and latency: every mode, consumption order, and prompt release on stop/reset/release."""
 
 import threading
 import time
@@ -8,7 +8,7 @@ import requests
 
 from iamport_sandbox.control import SandboxControl, SandboxControlError
 from iamport_sandbox.server import SandboxServer
-from tests.sandbox.sandbox_helpers import Iamport
+from tests.sandbox.sandbox_helpers import Iamport, charge_with_own_client
 
 
 def _charge(iamport, merchant_uid: str, timeout: float = 10):
@@ -192,9 +192,130 @@ def test_stop_returns_promptly_when_a_response_is_held():
     assert not caller.is_alive() and errors == ["error"]
 
 
-def _safe_charge(client, merchant_uid: str) -> str:
+def _safe_charge(client, merchant_uid: str, timeout: float = 30) -> str:
     try:
-        _charge(client, merchant_uid, timeout=30)
+        _charge(client, merchant_uid, timeout=timeout)
     except requests.exceptions.RequestException:
         return "error"
     return "answered"
+
+
+def test_throttle_answers_429_with_envelope_and_retry_after_and_charges_nothing_when_injected(sandbox, iamport):
+    iamport.issued("c1")
+    sandbox.add_fault("again", "throttle", retry_after=7)
+
+    response = _charge(iamport, "f-throttle")
+
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "7"
+    body = response.json()
+    assert body["code"] == -1 and body["response"] is None
+    assert body["message"].startswith("Too Many Requests (sandbox throttle): ")
+    assert [p["merchant_uid"] for p in sandbox.payments()] == []
+    assert [(r["status"], r["fault"]) for r in sandbox.requests_log() if r["endpoint"] == "again"] == [
+        (429, "throttle")
+    ]
+
+
+def test_throttle_asks_to_retry_after_one_second_when_retry_after_is_not_given(sandbox, iamport):
+    iamport.issued("c1")
+    sandbox.add_fault("again", "throttle")
+
+    throttled = _charge(iamport, "f-throttle-1")
+    retried = _charge(iamport, "f-throttle-2")
+
+    assert (throttled.status_code, throttled.headers["Retry-After"]) == (429, "1")
+    assert retried.status_code == 200 and retried.json()["response"]["status"] == "paid"
+
+
+def test_throttle_issues_no_billing_key_when_it_hits_key_issuance(sandbox, iamport):
+    iamport.token()
+    sandbox.add_fault("customers", "throttle")
+
+    response = iamport.issue("c-throttled")
+
+    assert response.status_code == 429
+    assert sandbox.customers() == []
+
+
+@pytest.mark.parametrize("retry_after", [-1, "1", 1.5, True])
+def test_adding_throttle_is_refused_with_400_when_retry_after_is_not_a_non_negative_integer(sandbox, retry_after):
+    with pytest.raises(SandboxControlError) as error:
+        sandbox.add_fault("again", "throttle", retry_after=retry_after)
+
+    assert error.value.status == 400
+    assert "retry_after" in error.value.body["error"]
+    assert sandbox.faults() == []
+
+
+def test_gate_holds_concurrent_charges_until_released_when_gated(sandbox, iamport, sandbox_server):
+    callers = 4
+    iamport.issued("c1")
+    sandbox.add_fault("again", "gate", times=callers, hold_ms=30_000)
+    answers = []
+
+    def call(merchant_uid: str) -> None:
+        answers.append(charge_with_own_client(sandbox_server.url, merchant_uid))
+
+    threads = [threading.Thread(target=call, args=(f"f-gate-{i}",)) for i in range(callers)]
+    for thread in threads:
+        thread.start()
+
+    waiting = sandbox.wait_for_inflight("again", callers)
+    charged_while_gated = [p["merchant_uid"] for p in sandbox.payments()]
+    sandbox.release_held()
+    for thread in threads:
+        thread.join(timeout=10)
+
+    assert waiting["current"]["again"] == callers
+    assert charged_while_gated == []
+    assert [(r.status_code, r.json()["response"]["status"]) for r in answers] == [(200, "paid")] * callers
+    assert sorted(p["merchant_uid"] for p in sandbox.payments()) == [f"f-gate-{i}" for i in range(callers)]
+    assert sandbox.inflight()["peak"]["again"] == callers
+    assert [(r["status"], r["fault"]) for r in sandbox.requests_log() if r["endpoint"] == "again"] == [
+        (200, "gate")
+    ] * callers
+
+
+def test_gate_serves_normally_when_hold_ms_passes_without_release(sandbox, iamport):
+    iamport.issued("c1")
+    sandbox.add_fault("again", "gate", hold_ms=50)
+
+    response = _charge(iamport, "f-gate-timeout")
+
+    assert response.status_code == 200 and response.json()["response"]["status"] == "paid"
+
+
+def test_release_frees_gated_request_when_it_arrived_before_release_but_reached_its_gate_after(
+    sandbox, iamport, sandbox_server
+):
+    # The latency sleep keeps the request short of its gate while the release is sent: a release must
+    # cover every request already in flight, or a test that waited for N in flight could hang on one.
+    iamport.issued("c1")
+    sandbox.add_fault("again", "gate", hold_ms=60_000)
+    sandbox.set_latency(300)
+    answers = []
+    caller = threading.Thread(target=lambda: answers.append(_safe_charge(iamport, "f-gate-late", timeout=10)))
+    caller.start()
+    sandbox.wait_for_inflight("again", 1)
+
+    sandbox.release_held()
+    caller.join(timeout=15)
+
+    assert answers == ["answered"]
+    assert [p["merchant_uid"] for p in sandbox.payments()] == ["f-gate-late"]
+
+
+def test_release_drops_held_timeout_response_when_released(sandbox, iamport, sandbox_server):
+    iamport.issued("c1")
+    sandbox.add_fault("again", "timeout_after_commit")  # held 120 s unless released
+    outcome = []
+    caller = threading.Thread(target=lambda: outcome.append(_safe_charge(iamport, "f-release", timeout=30)))
+    caller.start()
+    sandbox.wait_for_inflight("again", 1)
+
+    sandbox.release_held()
+    caller.join(timeout=10)
+
+    assert outcome == ["error"]
+    assert [(p["merchant_uid"], p["status"]) for p in sandbox.payments()] == [("f-release", "paid")]

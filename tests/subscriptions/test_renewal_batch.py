@@ -1,0 +1,265 @@
+"""subscriptions_renew: a batch of due subscriptions renewed together, against the real sandbox over HTTP.
+
+A batch must give every subscription exactly what renewing it alone gives, whatever mix of states the batch
+holds, and its cost in statements must not grow with its size.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from billing.models import AuditLog, Customer, Invoice, PaymentAttempt
+from billing.services import payments
+from subscriptions.models import Subscription, SubscriptionInvoice
+from subscriptions.services.dunning import invoice_retry
+from subscriptions.services.lifecycle import subscription_create, subscription_renew, subscriptions_renew
+from tests.factories import GOOD_CARD, PlanFactory, make_customer, register_card
+from tests.reliability.conftest import run_in_threads
+
+pytestmark = pytest.mark.django_db
+KST = ZoneInfo("Asia/Seoul")
+S = Subscription.Status
+T0 = dt.datetime(2027, 3, 10, 9, 0, tzinfo=KST)
+RENEW_AT = dt.datetime(2027, 4, 10, 9, 5, tzinfo=KST)  # five minutes after the first period ends
+
+
+@pytest.fixture
+def plan():
+    return PlanFactory(code="basic", amount=9_900)
+
+
+@pytest.fixture
+def subscribe(gateway, plan, django_capture_on_commit_callbacks):
+    def make(*, card: str = GOOD_CARD, on_plan=None) -> Subscription:
+        customer = make_customer()
+        with django_capture_on_commit_callbacks(execute=True):
+            register_card(customer, gateway, now=T0, card=card)
+            return subscription_create(customer=customer, plan=on_plan or plan, now=T0, gateway=gateway)
+
+    return make
+
+
+def renewal_of(sub: Subscription) -> Invoice | None:
+    return Invoice.objects.filter(subscription_link__subscription=sub, kind=Invoice.Kind.RENEWAL).first()
+
+
+def charges_at_iamport(sandbox, sub: Subscription) -> int:
+    uids = set(PaymentAttempt.objects.filter(invoice__customer=sub.customer).values_list("merchant_uid", flat=True))
+    return sum(1 for p in sandbox.payments() if p["merchant_uid"] in uids and p["status"] == "paid")
+
+
+def statements_of_a_batch(subs, gateway) -> tuple[dict, int]:
+    with CaptureQueriesContext(connection) as captured:
+        outcomes = subscriptions_renew(subscription_ids=[s.pk for s in subs], now=RENEW_AT, gateway=gateway)
+    return outcomes, len(captured.captured_queries)
+
+
+def test_a_batch_costs_the_same_statements_whether_it_renews_two_subscriptions_or_ten(
+    sandbox, gateway, subscribe, monkeypatch
+):
+    # One settling round per batch (outcomes are otherwise also recorded every half second, which depends on
+    # how fast the box is): the count then depends only on the code.
+    monkeypatch.setattr(payments, "SETTLE_EVERY_SECONDS", 60.0)
+    small = [subscribe() for _ in range(2)]
+    large = [subscribe() for _ in range(10)]
+    subscriptions_renew(subscription_ids=[subscribe().pk], now=RENEW_AT, gateway=gateway)  # warm-up
+
+    small_outcomes, small_statements = statements_of_a_batch(small, gateway)
+    large_outcomes, large_statements = statements_of_a_batch(large, gateway)
+
+    assert set(small_outcomes.values()) == set(large_outcomes.values()) == {"renewed:succeeded"}
+    assert small_statements == large_statements <= 30
+    for sub in small + large:
+        assert renewal_of(sub).status == Invoice.Status.PAID
+        assert charges_at_iamport(sandbox, sub) == 2  # the first period and this renewal
+
+
+def test_each_subscription_of_a_mixed_batch_ends_as_it_would_alone(sandbox, gateway, subscribe, plan):
+    pro = PlanFactory(code="pro", amount=29_900)
+    trial_plan = PlanFactory(code="trial", amount=4_900, trial_days=7)
+    renewing = subscribe()
+    declined = subscribe()
+    sandbox.set_card_behaviour(declined.billing_key.customer_uid, "insufficient_funds")
+    canceling = subscribe()
+    Subscription.objects.filter(pk=canceling.pk).update(cancel_at_period_end=True)
+    pausing = subscribe()
+    Subscription.objects.filter(pk=pausing.pk).update(pause_requested=True, pause_periods=1)
+    downgrading = subscribe(on_plan=pro)
+    Subscription.objects.filter(pk=downgrading.pk).update(pending_plan=plan)
+    with_credit = subscribe()
+    Customer.objects.filter(pk=with_credit.customer_id).update(credit_balance=3_000)
+    trialing = subscribe(on_plan=trial_plan)
+    Subscription.objects.filter(pk=trialing.pk).update(trial_notice_sent_at=T0, next_event_at=trialing.trial_end)
+    not_due = subscribe()
+    Subscription.objects.filter(pk=not_due.pk).update(next_event_at=RENEW_AT + dt.timedelta(days=1))
+    batch = [renewing, declined, canceling, pausing, downgrading, with_credit, trialing, not_due]
+
+    outcomes = subscriptions_renew(subscription_ids=[s.pk for s in batch], now=RENEW_AT, gateway=gateway)
+
+    assert outcomes == {
+        renewing.pk: "renewed:succeeded",
+        declined.pk: "renewed:failed",
+        canceling.pk: "ended",
+        pausing.pk: "paused",
+        downgrading.pk: "renewed:succeeded",
+        with_credit.pk: "renewed:succeeded",
+        trialing.pk: "renewed:succeeded",
+        not_due.pk: "not_due",
+    }
+    for sub in batch:
+        sub.refresh_from_db()
+    assert renewing.status == S.ACTIVE and renewing.current_period_index == 1
+    assert declined.status == S.PAST_DUE and renewal_of(declined).next_attempt_at is not None
+    assert canceling.status == S.CANCELED and renewal_of(canceling) is None
+    assert pausing.status == S.PAUSED and renewal_of(pausing) is None
+    assert (downgrading.plan_id, downgrading.pending_plan_id) == (plan.pk, None)
+    assert renewal_of(downgrading).total == 9_900
+    assert renewal_of(with_credit).total == 9_900 - 3_000
+    assert Customer.objects.get(pk=with_credit.customer_id).credit_balance == 0
+    assert trialing.status == S.ACTIVE and trialing.current_period_index == 0
+    first = Invoice.objects.get(subscription_link__subscription=trialing, kind=Invoice.Kind.SUBSCRIPTION_CREATE)
+    assert (first.status, first.total) == (Invoice.Status.PAID, 4_900)
+    assert not_due.current_period_index == 0
+    paid_once = [renewing, downgrading, with_credit]
+    assert [charges_at_iamport(sandbox, sub) for sub in paid_once] == [2, 2, 2]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_subscription_another_worker_holds_is_skipped_and_renewed_by_the_next_batch(sandbox, gateway, subscribe):
+    held, free = subscribe(), subscribe()
+
+    with transaction.atomic():  # another worker holds this row, in this thread's own connection
+        Subscription.objects.select_for_update().get(pk=held.pk)
+        [outcomes] = run_in_threads(
+            lambda: subscriptions_renew(subscription_ids=[held.pk, free.pk], now=RENEW_AT, gateway=gateway)
+        )
+
+    assert outcomes == {held.pk: "locked", free.pk: "renewed:succeeded"}
+    assert subscription_renew(subscription_id=held.pk, now=RENEW_AT, gateway=gateway) == "renewed:succeeded"
+    assert subscription_renew(subscription_id=held.pk, now=RENEW_AT, gateway=gateway) == "not_due"
+    assert charges_at_iamport(sandbox, held) == charges_at_iamport(sandbox, free) == 2
+
+
+def test_a_paid_charge_of_an_invoice_voided_meanwhile_is_flagged_for_an_operator_not_booked(sandbox, gateway, now_):
+    customer = make_customer()
+    register_card(customer, gateway, now=now_)
+    invoice = _open_invoice(customer, now_)
+    attempts, refused = payments.payment_attempts_create(invoice_ids=[invoice.pk], now=now_)
+    assert not refused
+    Invoice.objects.filter(pk=invoice.pk).update(status=Invoice.Status.VOID)  # an operator, racing the charge
+
+    [attempt] = payments.payments_charge(attempts=attempts, now=now_, gateway=gateway)
+
+    attempt.refresh_from_db()
+    assert attempt.status == PaymentAttempt.Status.SUCCEEDED  # money moved: never hidden
+    assert "void" in attempt.flagged_reason
+    assert Invoice.objects.get(pk=invoice.pk).status == Invoice.Status.VOID
+    assert AuditLog.objects.filter(action="payment.flagged", object_id=str(attempt.pk)).exists()
+
+
+def test_a_second_success_for_a_paid_invoice_is_flagged_when_the_batch_update_is_refused(sandbox, gateway, now_):
+    customer = make_customer()
+    register_card(customer, gateway, now=now_)
+    invoice = _open_invoice(customer, now_)
+    first = payments.payment_charge(invoice_id=invoice.pk, now=now_, gateway=gateway)
+    assert first.status == PaymentAttempt.Status.SUCCEEDED
+    # A second attempt for the same invoice, as if created behind the invoice lock's back.
+    second = PaymentAttempt.objects.create(
+        invoice=invoice,
+        merchant_uid=f"kb{invoice.pk}_x_second",
+        customer_uid=first.customer_uid,
+        amount=first.amount,
+        vat_amount=first.vat_amount,
+        created_at=now_,
+    )
+    second = PaymentAttempt.objects.select_related("invoice__customer").get(pk=second.pk)
+
+    [settled] = payments.payments_charge(attempts=[second], now=now_, gateway=gateway)
+
+    assert settled.status == PaymentAttempt.Status.UNKNOWN
+    assert "second successful charge" in settled.flagged_reason
+    successes = PaymentAttempt.objects.filter(invoice=invoice, status=PaymentAttempt.Status.SUCCEEDED)
+    assert list(successes.values_list("pk", flat=True)) == [first.pk]
+
+
+def test_a_batch_without_due_work_sends_nothing_to_the_gateway(sandbox, gateway, subscribe):
+    subs = [subscribe() for _ in range(3)]
+    sandbox.clear_requests_log()
+
+    outcomes = subscriptions_renew(subscription_ids=[s.pk for s in subs], now=T0, gateway=gateway)
+
+    assert set(outcomes.values()) == {"not_due"}
+    assert [r for r in sandbox.requests_log() if r.get("endpoint") == "again"] == []
+    assert SubscriptionInvoice.objects.filter(kind="renewal").count() == 0
+
+
+@pytest.fixture
+def now_():
+    return T0
+
+
+def _open_invoice(customer, now):
+    from billing.services.invoices import LineSpec, invoice_create, invoice_finalize
+
+    invoice = invoice_create(
+        customer=customer,
+        kind=Invoice.Kind.RENEWAL,
+        description="베이직 월간",
+        lines=[LineSpec(description="Basic", amount=9_900)],
+        now=now,
+    )
+    return invoice_finalize(invoice=invoice, now=now)
+
+
+def test_a_renewal_refused_for_the_gateways_rate_is_retried_quietly_until_it_is_charged_once(
+    sandbox, gateway, subscribe, django_capture_on_commit_callbacks, mailoutbox
+):
+    sub = subscribe()
+    mailoutbox.clear()
+    sandbox.add_fault("again", "throttle", times=2, retry_after=30)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        outcomes = subscriptions_renew(subscription_ids=[sub.pk], now=RENEW_AT, gateway=gateway)
+    invoice = renewal_of(sub)
+    assert outcomes == {sub.pk: "renewed:failed"}
+    assert invoice.attempts.get().failure_code == "throttled"
+    assert invoice.next_attempt_at == RENEW_AT + dt.timedelta(minutes=1)
+    assert invoice.first_failed_at is None  # dunning has not started
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert invoice_retry(invoice_id=invoice.pk, now=RENEW_AT + dt.timedelta(minutes=1)).status == "failed"
+    invoice.refresh_from_db()
+    assert invoice.next_attempt_at == RENEW_AT + dt.timedelta(minutes=3)  # 1, then 2 minutes later
+    with django_capture_on_commit_callbacks(execute=True):
+        assert invoice_retry(invoice_id=invoice.pk, now=RENEW_AT + dt.timedelta(minutes=3)).status == "succeeded"
+
+    sub.refresh_from_db()
+    assert sub.status == S.ACTIVE
+    assert Invoice.objects.get(pk=invoice.pk).status == Invoice.Status.PAID
+    assert charges_at_iamport(sandbox, sub) == 2
+    assert mailoutbox == []  # nothing failed as far as the subscriber is concerned
+
+
+def test_a_renewal_refused_for_the_gateways_rate_too_often_enters_dunning_as_a_gateway_error(
+    sandbox, gateway, subscribe, settings, django_capture_on_commit_callbacks, mailoutbox
+):
+    settings.BILLING_THROTTLED_RETRIES = 1
+    sub = subscribe()
+    mailoutbox.clear()
+    sandbox.add_fault("again", "throttle", times=2)
+    subscriptions_renew(subscription_ids=[sub.pk], now=RENEW_AT, gateway=gateway)
+    invoice = renewal_of(sub)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        invoice_retry(invoice_id=invoice.pk, now=RENEW_AT + dt.timedelta(minutes=1))
+
+    sub.refresh_from_db()
+    invoice.refresh_from_db()
+    assert sub.status == S.PAST_DUE
+    assert invoice.last_decline_class == "gateway" and invoice.first_failed_at is not None
+    assert len(mailoutbox) == 1
