@@ -10,7 +10,8 @@ BENCH_EMBEDDED + EMBEDDED_DB_NAME), BENCH_BROKER_URL with a fresh queue. Setting
 
 Per simulated day with due work (renewals, dunning retries, unsettled attempts): the app clock
 (billing.clock) and the sandbox clock move to that day; a seeded random.Random(S) decides the chaos of the step
-(latency, timeout_after_commit / http_500 / delay faults on `again` and `payments`, cards going bad or recovering,
+(latency, timeout_after_commit / http_500 / delay faults on `again` and `payments`, 429s from a throttle fault or
+a per-second cap on `again`, cards going bad or recovering,
 beat firing a sweep twice, a worker SIGKILLed and replaced); the sweeps are sent; the webhooks the sandbox
 recorded since the last step (it posts them to a dead URL) are stored with webhook_receive and processed by
 webhook_process_task, shuffled, some twice, some held back a step. Between months some subscriptions change
@@ -309,6 +310,15 @@ def chaos_step(rng: random.Random, chaos: float, sandbox, workers: Workers, flak
             control.add_fault(endpoint, "delay", times=rng.randint(1, 3), delay_ms=delay)
             stats[f"fault_{endpoint}_delay"] += 1
             stall = max(stall, delay / 1000)
+    # A busy PG: charges refused with 429 (a fault), or a cap on charges per second for this step.
+    if rng.random() < 0.3 * chaos:
+        times = rng.randint(1, 6)
+        control.add_fault("again", "throttle", times=times)
+        stats["fault_again_throttle"] += times
+    cap = rng.choice([5, 20]) if rng.random() < 0.15 * chaos else None
+    control.set_rate_limit("again", cap)
+    if cap:
+        stats["steps_with_pg_rate_cap"] += 1
     for uid in flaky:  # cards that go bad mid-run and recover
         if uid in bad_now and rng.random() < 0.5:
             control.set_card_behaviour(uid, "paid")
@@ -493,6 +503,7 @@ def main(argv=None) -> int:
         log("settling: faults off, clock past the not-found window, janitor, every webhook again")
         sandbox.control.clear_faults()
         sandbox.control.set_latency(0)
+        sandbox.control.set_rate_limit("again", None)
         workers.ensure(args.workers)
         settle_now = clock.now()
         for round_ in range(6):
