@@ -8,7 +8,7 @@ from django.conf import settings
 
 from billing import clock
 from subscriptions.services.dunning import invoice_retry, invoices_retry_due
-from subscriptions.services.lifecycle import subscription_renew, subscriptions_due, subscriptions_renew
+from subscriptions.services.lifecycle import subscriptions_due, subscriptions_renew
 
 
 @shared_task(ignore_result=True)
@@ -24,11 +24,6 @@ def subscriptions_renew_due_task() -> int:
 def subscriptions_renew_task(subscription_ids: list[int]) -> dict[str, int]:
     outcomes = subscriptions_renew(subscription_ids=subscription_ids, now=clock.now())
     return dict(Counter(outcomes.values()))  # what the worker logs: a count per outcome
-
-
-@shared_task(ignore_result=True, acks_late=True)
-def subscription_renew_task(subscription_id: int) -> str:
-    return subscription_renew(subscription_id=subscription_id, now=clock.now())
 
 
 @shared_task(ignore_result=True)

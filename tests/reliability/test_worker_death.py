@@ -22,7 +22,7 @@ from config.celery import app as celery_app
 from subscriptions.models import Subscription
 from subscriptions.services.lifecycle import subscription_renew
 from subscriptions.services.sweep import billing_run
-from subscriptions.tasks import invoices_retry_due_task, subscription_renew_task, subscriptions_renew_due_task
+from subscriptions.tasks import invoices_retry_due_task, subscriptions_renew_due_task, subscriptions_renew_task
 from tests.reliability.conftest import run_in_threads
 from tests.reliability.helpers import (
     again_requests,
@@ -217,8 +217,7 @@ def test_every_iamport_charge_maps_to_one_recorded_success_when_a_worker_is_sigk
 
     worker = start_worker(queue, sandbox.base_url, first_log)
     try:
-        for sub in subs:
-            subscription_renew_task.delay(sub.pk)
+        subscriptions_renew_task.delay([sub.pk for sub in subs])  # one batch, as the sweep sends it
         charged = wait_until(lambda: len(charged_payments(sandbox)) >= 6 + 3, timeout=60)  # 3+ renewals applied
     finally:
         stop_worker(worker, kill=True)
