@@ -13,7 +13,7 @@ from django.db.models import F
 
 from billing import signals
 from billing.errors import InvoiceNotPayableError
-from billing.models import Customer, Invoice, InvoiceLine
+from billing.models import AuditLog, Customer, Invoice, InvoiceLine
 from billing.money import split_vat
 from billing.services.audit import audit_entry, audit_record, audit_records
 
@@ -109,20 +109,21 @@ def invoices_create_open(*, drafts: Sequence[InvoiceDraft], now: dt.datetime) ->
     InvoiceLine.objects.bulk_create(
         _line(invoice, line) for invoice, draft in zip(invoices, drafts, strict=True) for line in draft.lines
     )
-    audit_records(
-        audit_entry(
-            at=now,
-            action="invoice.finalized",
-            obj=invoice,
-            customer_id=invoice.customer_id,
-            amount=invoice.total,
-            from_status="draft",
-            to_status=invoice.status,
-            data={"number": invoice.number, "credit_applied": 0},
-        )
-        for invoice in invoices
-    )
+    audit_records(_finalized_entry(invoice, now) for invoice in invoices)
     return invoices
+
+
+def _finalized_entry(invoice: Invoice, now: dt.datetime) -> AuditLog:
+    return audit_entry(
+        at=now,
+        action="invoice.finalized",
+        obj=invoice,
+        customer_id=invoice.customer_id,
+        amount=invoice.total,
+        from_status="draft",
+        to_status=invoice.status,
+        data={"number": invoice.number, "credit_applied": invoice.credit_applied},
+    )
 
 
 def _line(invoice: Invoice, line: LineSpec) -> InvoiceLine:
@@ -187,16 +188,7 @@ def invoice_finalize(*, invoice: Invoice, now: dt.datetime) -> Invoice:
         else:
             invoice.status = Invoice.Status.OPEN
         invoice.save()
-        audit_record(
-            at=now,
-            action="invoice.finalized",
-            obj=invoice,
-            customer_id=invoice.customer_id,
-            amount=invoice.total,
-            from_status="draft",
-            to_status=invoice.status,
-            data={"number": invoice.number, "credit_applied": credit},
-        )
+        _finalized_entry(invoice, now).save(force_insert=True)
         if invoice.status == Invoice.Status.PAID:
             signals.invoice_paid.send(sender=Invoice, invoice=invoice, attempt=None, now=now)
     return invoice

@@ -335,16 +335,7 @@ def _record_paid(outcomes: Sequence[_Outcome], *, now: dt.datetime) -> dict[int,
     if not outcomes:
         return {}
     for outcome in outcomes:
-        attempt, payment = outcome.attempt, outcome.payment
-        attempt.status = Status.SUCCEEDED
-        attempt.imp_uid = payment.imp_uid
-        attempt.paid_at = payment.paid_at or now
-        attempt.settled_at = now
-        attempt.receipt_url = (payment.receipt_url or "")[:500]
-        attempt.pg_tid = (payment.pg_tid or "")[:64]
-        attempt.card_name = (payment.card_name or "")[:64]
-        attempt.card_number_masked = (payment.card_number or "")[:32]
-        attempt.failure_reason = ""
+        _set_succeeded(outcome.attempt, outcome.payment, now)
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -505,9 +496,8 @@ def payment_apply_gateway_payment(
     return attempt  # "ready": nothing happened yet
 
 
-def _mark_succeeded(attempt: PaymentAttempt, payment: GatewayPayment, now: dt.datetime, label: str):
-    previous = attempt.status
-    invoice = Invoice.objects.select_for_update().get(pk=attempt.invoice_id)
+def _set_succeeded(attempt: PaymentAttempt, payment: GatewayPayment, now: dt.datetime) -> None:
+    """What a success records on the attempt (in memory; the caller writes _SUCCESS_FIELDS)."""
     attempt.status = Status.SUCCEEDED
     attempt.imp_uid = payment.imp_uid
     attempt.paid_at = payment.paid_at or now
@@ -517,6 +507,12 @@ def _mark_succeeded(attempt: PaymentAttempt, payment: GatewayPayment, now: dt.da
     attempt.card_name = (payment.card_name or "")[:64]
     attempt.card_number_masked = (payment.card_number or "")[:32]
     attempt.failure_reason = ""
+
+
+def _mark_succeeded(attempt: PaymentAttempt, payment: GatewayPayment, now: dt.datetime, label: str):
+    previous = attempt.status
+    invoice = Invoice.objects.select_for_update().get(pk=attempt.invoice_id)
+    _set_succeeded(attempt, payment, now)
     try:
         with transaction.atomic():
             attempt.save()
