@@ -11,7 +11,7 @@
    (`subscriptions_renew`, what a renewal task runs) under CaptureQueriesContext, with a stack probe naming the
    app line behind every statement; then P more under cProfile. They are not due any more when the sweep runs.
 4. Starts W Celery workers (thread pool of T tasks each; bench/worker.py adds timing probes) with
-   BILLING_GATEWAY_CONCURRENCY=C and BILLING_RENEWAL_BATCH_SIZE=batch, sends ONE `subscriptions_renew_due_task`,
+   BILLING_GATEWAY_CONCURRENCY=C and BILLING_BATCH_SIZE=batch, sends ONE `subscriptions_renew_due_task`,
    and waits until every one of the N renewal attempts is settled.
 
 Keys of the JSON: charges, seconds, charges_per_s, p50_ms, p95_ms (attempt row inserted -> attempt row settled,
@@ -59,7 +59,7 @@ def parse_args(argv=None):
     parser.add_argument("--workers", "-w", type=int, default=2, help="W: Celery worker processes (default 2 = cores)")
     parser.add_argument("--tasks", "-t", type=int, default=2, help="T: renewal tasks (batches) at once per worker")
     parser.add_argument(
-        "--batch-size", type=int, default=50, help="subscriptions per renewal task (BILLING_RENEWAL_BATCH_SIZE)"
+        "--batch-size", type=int, default=50, help="subscriptions per renewal task (BILLING_BATCH_SIZE)"
     )
     parser.add_argument(
         "--rate-limit",
@@ -396,7 +396,7 @@ def main(argv=None) -> dict:
         "IAMPORT_SANDBOX_URL": sandbox.url,
         "BILLING_CHARGE_RATE_LIMIT": str(args.rate_limit),
         "BILLING_GATEWAY_CONCURRENCY": str(args.concurrency),
-        "BILLING_RENEWAL_BATCH_SIZE": str(args.batch_size),
+        "BILLING_BATCH_SIZE": str(args.batch_size),
         "BENCH_STATS_DIR": str(workdir),
         "LOG_LEVEL": "WARNING",  # this process; the workers get --log-level
     }

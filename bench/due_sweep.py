@@ -7,7 +7,7 @@ Seeds the real tables with set-based SQL (INSERT ... SELECT generate_series: use
 the next 30 days. Then runs `subscriptions.services.lifecycle.subscriptions_due(now=)` (cold once, then
 --repeat times), shows `EXPLAIN (ANALYZE, BUFFERS)` of the exact SQL it sent — before and after ANALYZE, since
 a bulk load leaves no statistics and this server runs with autovacuum off — and times the rest of the sweep
-task (`subscriptions_renew_due_task`: one publish per batch of BILLING_RENEWAL_BATCH_SIZE due subscriptions)
+task (`subscriptions_renew_due_task`: one publish per batch of BILLING_BATCH_SIZE due subscriptions)
 into a queue nobody consumes, which is purged afterwards. Target: the query under one second.
 """
 
@@ -140,10 +140,10 @@ def main(argv=None) -> dict:
         common.purge_queue(queue)
         from django.conf import settings
 
-        tasks = -(-published // max(settings.BILLING_RENEWAL_BATCH_SIZE, 1))
+        tasks = -(-published // max(settings.BILLING_BATCH_SIZE, 1))
         publish = {
             "subscriptions": published,
-            "batch_size": settings.BILLING_RENEWAL_BATCH_SIZE,
+            "batch_size": settings.BILLING_BATCH_SIZE,
             "tasks": tasks,
             "seconds": rnd(elapsed, 2),
             "ms_per_task": rnd(elapsed * 1000 / max(tasks, 1), 3),

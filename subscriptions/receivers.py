@@ -14,11 +14,12 @@ from django.db import transaction
 from django.dispatch import receiver
 
 from billing import signals
+from billing.bulk import rows_update
 from billing.models import BillingKey, Customer, Invoice, PaymentAttempt
-from billing.services.audit import audit_record
+from billing.services.audit import audit_record, audit_records
 from billing.services.invoices import invoice_void
 from subscriptions.models import Subscription, SubscriptionInvoice
-from subscriptions.services.common import set_status
+from subscriptions.services.common import status_change
 from subscriptions.services.dunning import dunning_on_failure
 from subscriptions.services.schedules import schedule_sync_on_commit
 
@@ -56,18 +57,33 @@ def on_invoice_paid(sender, *, invoice: Invoice, attempt: PaymentAttempt, now: d
             reason="paid after the subscription was canceled",
         )
         return
-    if sub.status in (S.INCOMPLETE, S.TRIALING, S.PAST_DUE, S.UNPAID) and link.period_index >= sub.current_period_index:
-        set_status(sub, S.ACTIVE, now=now, reason=f"invoice {invoice.number} paid")
-        sub.incomplete_expires_at = None
-        # A period that ended while dunning ran is followed at once by the period containing now.
-        sub.next_event_at = sub.current_period_end
+    entry = _activate(sub, link, invoice, now)
+    if entry is not None:
+        entry.save(force_insert=True)
         sub.save()
+
+
+def _activate(sub: Subscription, link: SubscriptionInvoice, invoice: Invoice, now: dt.datetime):
+    """A paid period invoice activates a subscription waiting for it (first charge, trial end, dunning).
+    Changes `_ACTIVATED_FIELDS` in memory and returns the unsaved audit row, or None when nothing changes."""
+    if sub.status not in _WAITING_FOR_PAYMENT or link.period_index < sub.current_period_index:
+        return None
+    entry = status_change(sub, S.ACTIVE, now=now, reason=f"invoice {invoice.number} paid")
+    sub.incomplete_expires_at = None
+    # A period that ended while dunning ran is followed at once by the period containing now.
+    sub.next_event_at = sub.current_period_end
+    return entry
+
+
+_WAITING_FOR_PAYMENT = (S.INCOMPLETE, S.TRIALING, S.PAST_DUE, S.UNPAID)
+_ACTIVATED_FIELDS = ("status", "incomplete_expires_at", "next_event_at", "updated_at")
 
 
 @receiver(signals.invoices_paid)
 def on_invoices_paid(sender, *, payments: list, now: dt.datetime, **kwargs) -> None:
-    """The batch form: one locking query for all the invoices' subscriptions. An active subscription whose
-    period invoice was paid has nothing to change; every other case goes through `on_invoice_paid`."""
+    """The batch form: one locking query for all the invoices' subscriptions; an active subscription has
+    nothing to change, one waiting for the payment (past due, trial end) is activated with one UPDATE for the
+    batch, and every other case (plan changes, canceled subscriptions) goes through `on_invoice_paid`."""
     by_invoice = {invoice.pk: (invoice, attempt) for invoice, attempt in payments}
     links = (
         SubscriptionInvoice.objects.select_related("subscription")
@@ -75,12 +91,21 @@ def on_invoices_paid(sender, *, payments: list, now: dt.datetime, **kwargs) -> N
         .filter(invoice_id__in=by_invoice)
         .order_by("subscription_id")
     )
+    activated, entries = [], []
+    updated_at = Subscription._meta.get_field("updated_at")
     for link in links:
-        if link.kind in (K.FIRST, K.RENEWAL) and link.subscription.status == S.ACTIVE:
-            schedule_sync_on_commit(link.subscription_id, now)
-        else:
-            invoice, attempt = by_invoice[link.invoice_id]
+        sub, (invoice, attempt) = link.subscription, by_invoice[link.invoice_id]
+        if link.kind not in (K.FIRST, K.RENEWAL) or sub.status == S.CANCELED:
             on_invoice_paid(sender, invoice=invoice, attempt=attempt, now=now)
+            continue
+        schedule_sync_on_commit(sub.pk, now)
+        entry = _activate(sub, link, invoice, now)
+        if entry is not None:
+            updated_at.pre_save(sub, add=False)  # what save() would do (auto_now)
+            activated.append(sub)
+            entries.append(entry)
+    rows_update(Subscription, activated, _ACTIVATED_FIELDS)
+    audit_records(entries)
 
 
 def _apply_plan_change(sub: Subscription, link: SubscriptionInvoice, now: dt.datetime) -> None:

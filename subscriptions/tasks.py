@@ -1,5 +1,6 @@
 """Celery tasks: ids in, one service call, no business branching. Beat sweeps fan out one task per batch of
-rows (renewals) or per row (dunning retries); every task re-checks its rows, so doubled sweeps are harmless."""
+BILLING_BATCH_SIZE rows (renewals, dunning retries); every task re-checks its rows, so doubled sweeps
+are harmless."""
 
 from collections import Counter
 
@@ -7,16 +8,15 @@ from celery import shared_task
 from django.conf import settings
 
 from billing import clock
-from subscriptions.services.dunning import invoice_retry, invoices_retry_due
+from subscriptions.services.dunning import invoices_retry, invoices_retry_due
 from subscriptions.services.lifecycle import subscriptions_due, subscriptions_renew
 
 
 @shared_task(ignore_result=True)
 def subscriptions_renew_due_task() -> int:
     ids = subscriptions_due(now=clock.now())
-    size = max(settings.BILLING_RENEWAL_BATCH_SIZE, 1)
-    for start in range(0, len(ids), size):
-        subscriptions_renew_task.delay(ids[start : start + size])
+    for batch in _batches(ids):
+        subscriptions_renew_task.delay(batch)
     return len(ids)
 
 
@@ -29,11 +29,17 @@ def subscriptions_renew_task(subscription_ids: list[int]) -> dict[str, int]:
 @shared_task(ignore_result=True)
 def invoices_retry_due_task() -> int:
     ids = invoices_retry_due(now=clock.now())
-    for invoice_id in ids:
-        invoice_retry_task.delay(invoice_id)
+    for batch in _batches(ids):
+        invoices_retry_task.delay(batch)
     return len(ids)
 
 
 @shared_task(ignore_result=True, acks_late=True)
-def invoice_retry_task(invoice_id: int) -> None:
-    invoice_retry(invoice_id=invoice_id, now=clock.now())
+def invoices_retry_task(invoice_ids: list[int]) -> dict[str, int]:
+    attempts = invoices_retry(invoice_ids=invoice_ids, now=clock.now())
+    return dict(Counter(a.status if a else "skipped" for a in attempts.values()))
+
+
+def _batches(ids: list[int]) -> list[list[int]]:
+    size = max(settings.BILLING_BATCH_SIZE, 1)
+    return [ids[start : start + size] for start in range(0, len(ids), size)]

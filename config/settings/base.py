@@ -268,8 +268,8 @@ BILLING_CHARGE_RATE_LIMIT = env_int("BILLING_CHARGE_RATE_LIMIT", 0)
 # Gateway calls one worker process keeps in flight (threads that hold no database connection). With latency L
 # seconds, one process charges at most this / L per second.
 BILLING_GATEWAY_CONCURRENCY = env_int("BILLING_GATEWAY_CONCURRENCY", 32)
-# Subscriptions one renewal task claims, invoices and charges together (a handful of statements per batch).
-BILLING_RENEWAL_BATCH_SIZE = env_int("BILLING_RENEWAL_BATCH_SIZE", 50)
+# Rows one renewal or dunning-retry task claims and charges together (a handful of statements per batch).
+BILLING_BATCH_SIZE = env_int("BILLING_BATCH_SIZE", 50)
 BILLING_INCOMPLETE_EXPIRY_HOURS = env_int("BILLING_INCOMPLETE_EXPIRY_HOURS", 23)
 BILLING_TRIAL_NOTICE_DAYS = env_int("BILLING_TRIAL_NOTICE_DAYS", 3)
 # Webhooks: only Iamport's documented source IPs are accepted when the allow-list is on (production).

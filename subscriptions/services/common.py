@@ -12,7 +12,7 @@ from django.utils import translation
 
 from billing.errors import InvoiceNotPayableError, PaymentInProgressError
 from billing.models import Invoice, PaymentAttempt
-from billing.services.audit import audit_record
+from billing.services.audit import audit_entry
 from billing.services.invoices import InvoiceDraft, LineSpec, invoice_create, invoice_finalize, invoices_create_open
 from billing.services.payments import payment_charge
 from subscriptions import periods
@@ -165,20 +165,29 @@ def charge_invoice(*, invoice_id: int, now: dt.datetime, gateway=None) -> Paymen
 
 def set_status(subscription: Subscription, status: str, *, now: dt.datetime, reason: str = "", actor=None) -> None:
     """Change a (locked) subscription's status with an audit entry. The caller saves."""
+    entry = status_change(subscription, status, now=now, reason=reason, actor=actor)
+    if entry is not None:
+        entry.save(force_insert=True)
+
+
+def status_change(subscription: Subscription, status: str, *, now: dt.datetime, reason: str = "", actor=None):
+    """`set_status` for a batch: changes the status in memory and returns the unsaved audit row (None when
+    nothing changes); the caller saves both."""
     if subscription.status == status:
-        return
-    audit_record(
+        return None
+    entry = audit_entry(
         at=now,
         action="subscription.status",
         obj=subscription,
         actor=actor,
         actor_label="system",
-        customer=subscription.customer,
+        customer_id=subscription.customer_id,
         from_status=subscription.status,
         to_status=status,
         reason=reason,
     )
     subscription.status = status
+    return entry
 
 
 def locked(subscription_id: int) -> Subscription:

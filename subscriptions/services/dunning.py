@@ -18,19 +18,20 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 
 from django.conf import settings
 from django.db import transaction
 
 from billing.decline import GATEWAY, HARD
 from billing.models import Invoice, PaymentAttempt
-from billing.selectors import billing_key_default
+from billing.selectors import billing_keys_default
 from billing.services.audit import audit_record
 from billing.services.invoices import invoice_mark_uncollectible
-from billing.services.payments import THROTTLED
+from billing.services.payments import THROTTLED, payment_attempts_create, payments_charge
 from subscriptions import notifications
 from subscriptions.models import Subscription, SubscriptionInvoice
-from subscriptions.services.common import charge_invoice, set_status
+from subscriptions.services.common import set_status
 
 logger = logging.getLogger(__name__)
 
@@ -135,28 +136,59 @@ def invoices_retry_due(*, now: dt.datetime) -> list[int]:
     )
 
 
-def invoice_retry(*, invoice_id: int, now: dt.datetime, gateway=None, force: bool = False) -> PaymentAttempt | None:
-    """Retry one open invoice whose next attempt is due (or now, with force=True: a new card, an admin).
-    A hard decline is not retried on the same card; at the deadline the final action runs instead."""
+def invoices_retry(
+    *, invoice_ids: Sequence[int], now: dt.datetime, gateway=None, force: bool = False
+) -> dict[int, PaymentAttempt | None]:
+    """Retry a batch of open invoices whose next attempt is due (or now, with force=True: a new card, an
+    admin), like renewals: one short transaction re-checks them and records their attempts, then the gateway
+    is called for all of them at once outside it. Returns the attempt per invoice, None where nothing was
+    charged. A hard decline is not retried on the same card; at the deadline the final action runs instead.
+    The sweep skips an invoice another worker holds (the next sweep sees it if it is still due)."""
+    results: dict[int, PaymentAttempt | None] = dict.fromkeys(invoice_ids)
     with transaction.atomic():
-        invoice = Invoice.objects.select_for_update().filter(pk=invoice_id).first()
-        if invoice is None or invoice.status != Invoice.Status.OPEN:
-            return None
-        if not force and (invoice.next_attempt_at is None or invoice.next_attempt_at > now):
-            return None  # another worker got here first, or the schedule moved
-        link = SubscriptionInvoice.objects.filter(invoice=invoice).select_related("subscription").first()
-        subscription = link.subscription if link else None
-        if subscription is not None and subscription.status == Subscription.Status.CANCELED:
-            return None
-        if invoice.last_decline_class == HARD and not force:
-            last = invoice.attempts.filter(status="failed").order_by("-created_at").first()
-            current_key = billing_key_default(customer_id=invoice.customer_id)
-            if last is not None and current_key is not None and current_key.customer_uid == last.customer_uid:
-                if now >= dunning_deadline(invoice) and subscription is not None:
-                    Subscription.objects.select_for_update().get(pk=subscription.pk)
-                    subscription.refresh_from_db()
-                    _final_action(subscription=subscription, invoice=invoice, now=now)
-                else:
-                    Invoice.objects.filter(pk=invoice.pk).update(next_attempt_at=dunning_deadline(invoice))
-                return None
-    return charge_invoice(invoice_id=invoice_id, now=now, gateway=gateway)
+        locking = Invoice.objects.select_for_update(of=("self",), skip_locked=not force)
+        invoices = list(locking.filter(pk__in=invoice_ids, status=Invoice.Status.OPEN).order_by("pk"))
+        links = {
+            link.invoice_id: link
+            for link in SubscriptionInvoice.objects.select_related("subscription").filter(invoice__in=invoices)
+        }
+        hard = [i.customer_id for i in invoices if i.last_decline_class == HARD and not force]
+        keys = billing_keys_default(customer_ids=hard)
+        due = []
+        for invoice in invoices:
+            if not force and (invoice.next_attempt_at is None or invoice.next_attempt_at > now):
+                continue  # another worker got here first, or the schedule moved
+            link = links.get(invoice.pk)
+            subscription = link.subscription if link else None
+            if subscription is not None and subscription.status == Subscription.Status.CANCELED:
+                continue
+            if invoice.last_decline_class == HARD and not force:
+                if _waits_for_a_new_card(invoice, subscription, keys.get(invoice.customer_id), now):
+                    continue
+            due.append(invoice.pk)
+        attempts, refused = payment_attempts_create(invoice_ids=due, now=now)
+    for invoice_id, error in refused.items():
+        logger.info("invoice %s not retried: %s", invoice_id, error.code)
+    for attempt in payments_charge(attempts=attempts, now=now, gateway=gateway):
+        results[attempt.invoice_id] = attempt
+    return results
+
+
+def invoice_retry(*, invoice_id: int, now: dt.datetime, gateway=None, force: bool = False) -> PaymentAttempt | None:
+    """`invoices_retry` for one invoice."""
+    return invoices_retry(invoice_ids=[invoice_id], now=now, gateway=gateway, force=force)[invoice_id]
+
+
+def _waits_for_a_new_card(invoice: Invoice, subscription, current_key, now: dt.datetime) -> bool:
+    """After a hard decline, the same card is not charged again: wait for a new one until the dunning
+    deadline, then run the final action. False when the customer has a new card to try."""
+    last = invoice.attempts.filter(status="failed").order_by("-created_at").first()
+    if last is None or current_key is None or current_key.customer_uid != last.customer_uid:
+        return False
+    if now >= dunning_deadline(invoice) and subscription is not None:
+        Subscription.objects.select_for_update().get(pk=subscription.pk)
+        subscription.refresh_from_db()
+        _final_action(subscription=subscription, invoice=invoice, now=now)
+    else:
+        Invoice.objects.filter(pk=invoice.pk).update(next_attempt_at=dunning_deadline(invoice))
+    return True

@@ -8,22 +8,23 @@ from collections import Counter
 from django.conf import settings
 
 from billing.services.payments import payments_reconcile_unsettled
-from subscriptions.services.dunning import invoice_retry, invoices_retry_due
+from subscriptions.services.dunning import invoices_retry, invoices_retry_due
 from subscriptions.services.lifecycle import subscriptions_due, subscriptions_renew
 
 
 def billing_run(*, now: dt.datetime, gateway=None) -> dict[str, dict[str, int]]:
     """Synchronous: used by `manage.py billing_run`, the test clock and tests. Beat runs the same three
-    sweeps as separate tasks that fan out one task per batch of subscriptions or per invoice."""
+    sweeps as separate tasks that fan out one task per batch of subscriptions or invoices."""
     reconciled = payments_reconcile_unsettled(now=now, gateway=gateway)
     renewals = Counter()
     due = subscriptions_due(now=now)
-    size = max(settings.BILLING_RENEWAL_BATCH_SIZE, 1)
+    size = max(settings.BILLING_BATCH_SIZE, 1)
     for start in range(0, len(due), size):
         batch = subscriptions_renew(subscription_ids=due[start : start + size], now=now, gateway=gateway)
         renewals.update(batch.values())
     retries = Counter()
-    for invoice_id in invoices_retry_due(now=now):
-        attempt = invoice_retry(invoice_id=invoice_id, now=now, gateway=gateway)
-        retries[attempt.status if attempt else "skipped"] += 1
+    due = invoices_retry_due(now=now)
+    for start in range(0, len(due), size):
+        batch = invoices_retry(invoice_ids=due[start : start + size], now=now, gateway=gateway)
+        retries.update(attempt.status if attempt else "skipped" for attempt in batch.values())
     return {"reconciled": reconciled, "renewals": dict(renewals), "retries": dict(retries)}

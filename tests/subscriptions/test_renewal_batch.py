@@ -1,7 +1,8 @@
-"""subscriptions_renew: a batch of due subscriptions renewed together, against the real sandbox over HTTP.
+"""Batches: subscriptions_renew (due subscriptions renewed together) and invoices_retry (due dunning retries
+charged together), against the real sandbox over HTTP.
 
-A batch must give every subscription exactly what renewing it alone gives, whatever mix of states the batch
-holds, and its cost in statements must not grow with its size.
+A batch must give every row exactly what handling it alone gives, whatever mix of states the batch holds, and
+its cost in statements must not grow with its size.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from billing.models import AuditLog, Customer, Invoice, PaymentAttempt
 from billing.services import payments
 from subscriptions.models import Subscription, SubscriptionInvoice
-from subscriptions.services.dunning import invoice_retry
+from subscriptions.services.dunning import invoice_retry, invoices_retry
 from subscriptions.services.lifecycle import subscription_create, subscription_renew, subscriptions_renew
 from tests.factories import GOOD_CARD, PlanFactory, make_customer, register_card
 from tests.reliability.conftest import run_in_threads
@@ -263,3 +264,54 @@ def test_a_renewal_refused_for_the_gateways_rate_too_often_enters_dunning_as_a_g
     assert sub.status == S.PAST_DUE
     assert invoice.last_decline_class == "gateway" and invoice.first_failed_at is not None
     assert len(mailoutbox) == 1
+
+
+def declined_renewal(subscribe, gateway, sandbox, behaviour: str) -> Invoice:
+    """A renewal whose charge was declined: the card paid for the first period, then went bad."""
+    sub = subscribe()
+    sandbox.set_card_behaviour(sub.billing_key.customer_uid, behaviour)
+    assert subscription_renew(subscription_id=sub.pk, now=RENEW_AT, gateway=gateway) == "renewed:failed"
+    return renewal_of(sub)
+
+
+def test_a_retry_batch_costs_the_same_statements_whether_it_charges_two_invoices_or_eight(
+    sandbox, gateway, subscribe, monkeypatch
+):
+    # Declines are recorded one row at a time (each drives its own dunning); what a batch shares is the claim,
+    # the attempts and the booking of the charges that succeed: here every card has recovered.
+    monkeypatch.setattr(payments, "SETTLE_EVERY_SECONDS", 60.0)  # one settling round per batch
+    small = [declined_renewal(subscribe, gateway, sandbox, "insufficient_funds") for _ in range(2)]
+    large = [declined_renewal(subscribe, gateway, sandbox, "insufficient_funds") for _ in range(8)]
+    for invoice in small + large:
+        sandbox.set_card_behaviour(invoice.attempts.get().customer_uid, "paid")
+    retry_at = RENEW_AT + dt.timedelta(days=1)
+
+    counts = []
+    for invoices in (small, large):
+        with CaptureQueriesContext(connection) as captured:
+            attempts = invoices_retry(invoice_ids=[i.pk for i in invoices], now=retry_at, gateway=gateway)
+        counts.append(len(captured.captured_queries))
+        assert {a.status for a in attempts.values()} == {"succeeded"}
+
+    assert counts[0] == counts[1], counts
+    assert set(Subscription.objects.values_list("status", flat=True)) == {S.ACTIVE}  # back from past due
+
+
+def test_each_invoice_of_a_mixed_retry_batch_ends_as_it_would_alone(sandbox, gateway, subscribe):
+    recovered = declined_renewal(subscribe, gateway, sandbox, "insufficient_funds")
+    sandbox.set_card_behaviour(recovered.attempts.get().customer_uid, "paid")
+    lost = declined_renewal(subscribe, gateway, sandbox, "lost_card")
+    deadline = lost.next_attempt_at
+    Invoice.objects.filter(pk=lost.pk).update(next_attempt_at=RENEW_AT)  # due, but the same lost card
+    later = declined_renewal(subscribe, gateway, sandbox, "insufficient_funds")
+    Invoice.objects.filter(pk=later.pk).update(next_attempt_at=RENEW_AT + dt.timedelta(days=3))
+    retry_at = RENEW_AT + dt.timedelta(days=1)
+
+    attempts = invoices_retry(invoice_ids=[recovered.pk, lost.pk, later.pk], now=retry_at, gateway=gateway)
+
+    assert attempts[recovered.pk].status == PaymentAttempt.Status.SUCCEEDED
+    assert attempts[lost.pk] is None and attempts[later.pk] is None
+    assert Invoice.objects.get(pk=recovered.pk).status == Invoice.Status.PAID
+    assert Subscription.objects.get(subscription_invoices__invoice=recovered).status == S.ACTIVE
+    assert Invoice.objects.get(pk=lost.pk).next_attempt_at == deadline  # waits for a new card
+    assert lost.attempts.count() == 1 and later.attempts.count() == 1
