@@ -1,7 +1,12 @@
-"""Read-only queries over billing records: the figures of the operator dashboard.
+"""Read-only queries over billing records.
 
-Every function takes `now=` (the dashboard passes `clock.now()`), runs a fixed number of queries however
-many rows there are, and returns plain frozen dataclasses or lists. Days are KST calendar days.
+- Dashboard figures (`invoices_open_summary`, `dunning_recovery`, `attempts_unknown_count`,
+  `revenue_paid_by_day`): the time-dependent ones take `now=` (the dashboard passes `clock.now()`); each runs
+  a fixed number of queries however many rows there are and returns plain frozen dataclasses or lists.
+  Days are KST calendar days.
+- Default cards (`billing_key_default`, `billing_keys_default`): the card renewals and retries charge.
+- Owner-scoped reads behind the billing API: querysets filtered to the requesting user, so another
+  subscriber's object is simply not found. `payments_all` is the unscoped base, for staff lookups only.
 """
 
 from __future__ import annotations
@@ -11,10 +16,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
-from billing.models import BillingKey, Invoice, PaymentAttempt
+from billing.models import BillingKey, Invoice, PaymentAttempt, Refund
 
 KST = ZoneInfo("Asia/Seoul")
 
@@ -24,6 +29,9 @@ SETTLED_INVOICE_STATUSES = (Invoice.Status.PAID, Invoice.Status.UNCOLLECTIBLE, I
 
 def kst_midnight(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time.min, tzinfo=KST)
+
+
+# --- dashboard figures ---
 
 
 @dataclass(frozen=True)
@@ -111,6 +119,9 @@ def revenue_paid_by_day(*, now: dt.datetime, days: int = 30) -> list[DayAmount]:
     ]
 
 
+# --- default cards ---
+
+
 def billing_key_default(*, customer_id: int) -> BillingKey | None:
     """The customer's default active card: the one renewals charge (at most one, by a partial unique index)."""
     return BillingKey.objects.filter(customer_id=customer_id, status=BillingKey.Status.ACTIVE, is_default=True).first()
@@ -122,3 +133,51 @@ def billing_keys_default(*, customer_ids) -> dict[int, BillingKey]:
         return {}
     keys = BillingKey.objects.filter(customer_id__in=customer_ids, status=BillingKey.Status.ACTIVE, is_default=True)
     return {key.customer_id: key for key in keys}
+
+
+# --- owner-scoped reads (API) ---
+
+
+def billing_keys_for_user(*, user) -> QuerySet[BillingKey]:
+    """The user's active cards: the default first, then newest first."""
+    return BillingKey.objects.filter(customer__user=user, status=BillingKey.Status.ACTIVE).order_by(
+        "-is_default", "-created_at", "-id"
+    )
+
+
+def invoices_for_user(*, user) -> QuerySet[Invoice]:
+    """Finalized invoices (drafts are not bills yet), with the refunded total derived from the refund rows."""
+    return (
+        Invoice.objects.filter(customer__user=user)
+        .exclude(status=Invoice.Status.DRAFT)
+        .annotate(
+            refunded_total=Sum(
+                "attempts__refunds__amount",
+                filter=Q(attempts__refunds__status=Refund.Status.SUCCEEDED),
+                default=0,
+            )
+        )
+        .prefetch_related("lines")
+        .order_by("-created_at", "-id")
+    )
+
+
+def payments_all() -> QuerySet[PaymentAttempt]:
+    """Every payment attempt, newest first, with its invoice and its refunds (oldest first).
+
+    Not scoped to anyone: the base of `payments_for_user`, and used as is only for staff lookups."""
+    return (
+        PaymentAttempt.objects.select_related("invoice")
+        .prefetch_related(Prefetch("refunds", queryset=Refund.objects.order_by("created_at", "id")))
+        .order_by("-created_at", "-id")
+    )
+
+
+def payments_for_user(*, user) -> QuerySet[PaymentAttempt]:
+    """`payments_all` limited to the payments of the user's own invoices."""
+    return payments_all().filter(invoice__customer__user=user)
+
+
+def refunds_for_payment(*, attempt: PaymentAttempt) -> QuerySet[Refund]:
+    """The refund rows of one payment attempt (every status), newest first, with the acting user."""
+    return Refund.objects.filter(attempt=attempt).select_related("actor").order_by("-created_at", "-id")

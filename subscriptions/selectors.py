@@ -1,6 +1,12 @@
-"""Read-only queries over subscriptions, and `dashboard_metrics`, everything the operator dashboard shows.
+"""Read-only queries over subscriptions.
 
-Definitions (the numbers an operator reads must mean one thing):
+- Owner-scoped reads behind the subscriber's web pages (`account_summary`, `invoices_for_customer`,
+  `invoice_receipt`, ...) and the subscriptions API (`subscriptions_for_user`, `billing_key_for_user`, ...):
+  each is filtered to one customer or user, so another subscriber's object is simply not found.
+  `plans_available` is the public plan catalogue.
+- The operator dashboard: `dashboard_metrics` and the figures it is made of.
+
+Dashboard definitions (the numbers an operator reads must mean one thing):
 - active subscriptions: status active, trialing or past_due (the statuses with access to the service).
 - MRR: for subscriptions that pay (active and past_due; trials pay nothing yet), the current plan's amount
   (VAT included) normalised to a month: monthly ×1, yearly ×1/12, weekly ×52/12, daily ×365/12, each
@@ -18,9 +24,10 @@ import datetime as dt
 from dataclasses import dataclass
 from fractions import Fraction
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import TruncWeek
 
+from billing.models import BillingKey, Customer, Invoice, PaymentAttempt, Refund
 from billing.money import round_half_up
 from billing.selectors import (
     KST,
@@ -28,13 +35,16 @@ from billing.selectors import (
     OpenInvoices,
     Ratio,
     attempts_unknown_count,
+    billing_key_default,
     dunning_recovery,
     invoices_open_summary,
     kst_midnight,
     revenue_paid_by_day,
 )
-from subscriptions.models import Subscription
+from subscriptions.models import Plan, Subscription
 from subscriptions.pricing import monthly_amount
+
+# --- dashboard figures ---
 
 ACTIVE_STATUSES = Subscription.ACCESS_STATUSES  # active, trialing, past_due
 MRR_STATUSES = (Subscription.Status.ACTIVE, Subscription.Status.PAST_DUE)
@@ -149,3 +159,128 @@ def dashboard_metrics(*, now: dt.datetime, revenue_days: int = 30, weeks: int = 
         revenue_by_day=revenue_paid_by_day(now=now, days=revenue_days),
         subscriptions_by_week=subscriptions_new_vs_canceled_by_week(now=now, weeks=weeks),
     )
+
+
+# --- owner-scoped reads (pages and API) ---
+
+
+def plans_available() -> QuerySet[Plan]:
+    """The plans a subscriber can choose (the public catalogue, not owner-scoped), in display order."""
+    return Plan.objects.filter(active=True).order_by("sort_order", "amount", "id")
+
+
+def subscriptions_for_user(*, user) -> QuerySet[Subscription]:
+    """The user's subscriptions (every status), with the current and the pending plan."""
+    return Subscription.objects.filter(customer__user=user).select_related("plan", "pending_plan")
+
+
+def billing_key_for_user(*, user, pk: int) -> BillingKey | None:
+    """One of the user's active cards, or None if there is no such card or it is someone else's."""
+    return BillingKey.objects.filter(customer__user=user, status=BillingKey.Status.ACTIVE, pk=pk).first()
+
+
+def billing_key_is_only_card_of_live_subscription(*, billing_key: BillingKey) -> bool:
+    """True when a live (not canceled) subscription charges this card and the customer has no other card."""
+    live = Subscription.objects.filter(customer_id=billing_key.customer_id).exclude(status=Subscription.Status.CANCELED)
+    if not live.exists():
+        return False
+    in_use = billing_key.is_default or live.filter(billing_key=billing_key).exists()
+    others = (
+        BillingKey.objects.filter(customer_id=billing_key.customer_id, status=BillingKey.Status.ACTIVE)
+        .exclude(pk=billing_key.pk)
+        .exists()
+    )
+    return in_use and not others
+
+
+@dataclass(frozen=True)
+class NextCharge:
+    at: dt.datetime
+    amount: int
+    plan: Plan
+
+
+@dataclass(frozen=True)
+class AccountSummary:
+    subscription: Subscription | None
+    card: BillingKey | None
+    next_charge: NextCharge | None
+    open_invoice: Invoice | None
+    last_failure: PaymentAttempt | None
+
+
+def subscription_current(*, customer: Customer) -> Subscription | None:
+    """The live subscription, else the most recent one (to show that it ended)."""
+    subs = Subscription.objects.filter(customer=customer).select_related("plan", "pending_plan", "billing_key")
+    return subs.exclude(status="canceled").first() or subs.order_by("-created_at", "-id").first()
+
+
+def subscription_next_charge(subscription: Subscription) -> NextCharge | None:
+    """When the next charge falls due, of how much and for which plan; None when no charge is coming
+    (cancel or pause requested, paused without a resume date, or not active/trialing/paused)."""
+    S = Subscription.Status
+    if subscription.cancel_at_period_end or subscription.pause_requested:
+        return None
+    if subscription.status == S.TRIALING:
+        return NextCharge(subscription.trial_end, subscription.plan.amount, subscription.plan)
+    if subscription.status == S.PAUSED:
+        if subscription.resume_at is None:
+            return None
+        return NextCharge(subscription.resume_at, subscription.plan.amount, subscription.plan)
+    if subscription.status == S.ACTIVE:
+        plan = subscription.pending_plan or subscription.plan
+        return NextCharge(subscription.current_period_end, plan.amount, plan)
+    return None
+
+
+def account_summary(*, customer: Customer) -> AccountSummary:
+    """What the account page shows: the current subscription, the default card, the next charge, and for
+    that subscription its latest open invoice and latest failed payment (revoked-card failures left out)."""
+    subscription = subscription_current(customer=customer)
+    card = billing_key_default(customer_id=customer.pk)
+    open_invoice = None
+    last_failure = None
+    if subscription is not None:
+        open_invoice = (
+            Invoice.objects.filter(subscription_link__subscription=subscription, status=Invoice.Status.OPEN)
+            .order_by("-created_at")
+            .first()
+        )
+        last_failure = (
+            PaymentAttempt.objects.filter(invoice__subscription_link__subscription=subscription, status="failed")
+            .exclude(failure_code="revoked")
+            .order_by("-created_at")
+            .first()
+        )
+    return AccountSummary(
+        subscription=subscription,
+        card=card,
+        next_charge=subscription_next_charge(subscription) if subscription else None,
+        open_invoice=open_invoice,
+        last_failure=last_failure,
+    )
+
+
+def invoices_for_customer(*, customer: Customer):
+    """The customer's invoices, newest finalized first: drafts left out, and void ones that were never charged."""
+    return (
+        Invoice.objects.filter(customer=customer)
+        .exclude(status=Invoice.Status.DRAFT)
+        .exclude(status=Invoice.Status.VOID, attempts__isnull=True)
+        .distinct()
+        .order_by("-finalized_at", "-id")
+    )
+
+
+def invoice_receipt(*, customer: Customer, invoice_id: int) -> Invoice | None:
+    """One of the customer's invoices with its lines, payments and refunds (None if not theirs)."""
+    refunds = Refund.objects.filter(status=Refund.Status.SUCCEEDED).order_by("created_at")
+    attempts = PaymentAttempt.objects.order_by("created_at").prefetch_related(Prefetch("refunds", queryset=refunds))
+    invoice = (
+        Invoice.objects.filter(customer=customer, pk=invoice_id)
+        .exclude(status=Invoice.Status.DRAFT)
+        .prefetch_related("lines", Prefetch("attempts", queryset=attempts))
+        .annotate(refunded=Sum("attempts__refunds__amount", filter=Q(attempts__refunds__status="succeeded"), default=0))
+        .first()
+    )
+    return invoice

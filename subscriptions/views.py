@@ -28,7 +28,7 @@ from billing.services.customers import customer_get_or_create
 from subscriptions import ratelimit
 from subscriptions.forms import CancelForm, PauseForm
 from subscriptions.models import Plan, Subscription
-from subscriptions.selectors_subscriber import account_summary, invoice_receipt, invoices_for_customer
+from subscriptions.selectors import account_summary, invoice_receipt, invoices_for_customer
 from subscriptions.services.lifecycle import (
     subscription_cancel,
     subscription_create,

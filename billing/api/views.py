@@ -19,8 +19,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from billing import clock
-from billing.api import selectors
+from billing import clock, selectors
 from billing.api.errors import InvalidCredentialsError
 from billing.api.schema import AUTHENTICATED, PAGINATED, error_responses
 from billing.api.serializers import (

@@ -22,7 +22,7 @@ from billing.errors import PaymentDeclinedError, PaymentPendingError
 from billing.models import PaymentAttempt
 from billing.services.billing_keys import billing_key_delete
 from billing.services.customers import customer_get_or_create
-from subscriptions.api import selectors
+from subscriptions import selectors
 from subscriptions.api.errors import BillingKeyInUseError
 from subscriptions.api.serializers import (
     PlanChangePreviewSerializer,
