@@ -8,7 +8,7 @@ import requests
 
 from iamport_sandbox.control import SandboxControl, SandboxControlError
 from iamport_sandbox.server import SandboxServer
-from tests.sandbox.sandbox_helpers import Iamport, charge_with_own_client
+from tests.sandbox.sandbox_helpers import Iamport, charge_with_own_client, wait_until_idle
 
 
 def _charge(iamport, merchant_uid: str, timeout: float = 10):
@@ -40,21 +40,25 @@ def test_timeout_before_commit_charges_nothing_when_client_times_out(sandbox, ia
 
 def test_held_request_does_not_block_other_requests(sandbox, iamport, sandbox_server):
     iamport.issued("c1")
-    sandbox.add_fault("again", "timeout_after_commit", hold_ms=3000)
+    sandbox.add_fault("again", "timeout_after_commit")  # held 120 s unless released
     outcome = []
     held = threading.Thread(target=lambda: outcome.append(_safe_charge(iamport, "f-hold")))
     other = Iamport(sandbox_server.url)
     held.start()
-    time.sleep(0.2)
+    assert sandbox.wait_for_inflight("again", 1, timeout=30)["current"] == {"again": 1}
 
-    started = time.monotonic()
+    # A blocked server would leave this call unanswered until the hold ends (120 s), past its 10 s timeout.
     response = other.again("c1", "f-other")
+    still_held = sandbox.wait_for_inflight("again", 1)
 
     assert response.json()["response"]["status"] == "paid"
-    assert time.monotonic() - started < 1
-    sandbox.reset()
-    held.join(timeout=5)
-    assert outcome == ["error"]
+    assert still_held["current"] == {"again": 1} and outcome == []
+    logged = [(r["merchant_uid"], r["status"], r["fault"]) for r in sandbox.requests_log() if r["endpoint"] == "again"]
+    # Sorted: the held call is logged when its hold starts, which may come after the other call's answer.
+    assert sorted(logged, key=str) == [("f-hold", None, "timeout_after_commit"), ("f-other", 200, None)]
+    sandbox.release_held()
+    held.join(timeout=30)
+    assert outcome == ["dropped"]
 
 
 @pytest.mark.parametrize("mode", ["http_500", "http_503"])
@@ -82,13 +86,33 @@ def test_code_error_fault_answers_200_with_code_minus_1_and_charges_nothing(sand
 
 def test_delay_fault_serves_normally_after_delay(sandbox, iamport):
     iamport.issued("c1")
-    sandbox.add_fault("again", "delay", delay_ms=400)
+    sandbox.add_fault("again", "delay", delay_ms=1)
 
-    started = time.monotonic()
     response = _charge(iamport, "f-delay")
 
-    assert time.monotonic() - started >= 0.4
+    assert response.status_code == 200 and response.json()["code"] == 0
     assert response.json()["response"]["status"] == "paid"
+    assert [
+        (r["merchant_uid"], r["status"], r["fault"]) for r in sandbox.requests_log() if r["endpoint"] == "again"
+    ] == [("f-delay", 200, "delay")]
+    assert [(p["merchant_uid"], p["status"]) for p in sandbox.payments()] == [("f-delay", "paid")]
+
+    # While a delay runs the request is in flight, unanswered and uncharged: the delay comes before the charge.
+    # Only reset and stop cut a delay short (a release does not), so this one ends with the reset.
+    wait_until_idle(sandbox)  # so the first charge, counted out a moment after its answer, is not taken for this one
+    sandbox.add_fault("again", "delay", delay_ms=120_000)
+    outcome = []
+    caller = threading.Thread(target=lambda: outcome.append(_safe_charge(iamport, "f-delay-long")))
+    caller.start()
+    delayed = sandbox.wait_for_inflight("again", 1, timeout=30)
+    charged_while_delayed = [p["merchant_uid"] for p in sandbox.payments()]
+    answered_while_delayed = list(outcome)
+    sandbox.reset()
+    caller.join(timeout=30)
+
+    assert delayed["current"] == {"again": 1}
+    assert charged_while_delayed == ["f-delay"] and answered_while_delayed == []
+    assert not caller.is_alive()
 
 
 def test_faults_are_consumed_in_order_for_times_requests_each(sandbox, iamport):
@@ -146,58 +170,98 @@ def test_adding_unknown_fault_mode_is_refused_with_400(sandbox):
     assert error.value.status == 400
 
 
-def test_latency_delays_api_calls_but_not_controls(sandbox, iamport):
+def test_latency_delays_api_calls_but_not_controls(sandbox, iamport, sandbox_server):
     iamport.token()
-    sandbox.set_latency(300)
+    sandbox.set_latency(30_000)
+    outcome = []
 
-    started = time.monotonic()
-    iamport.get("/payments/status/paid")
-    api_elapsed = time.monotonic() - started
-    started = time.monotonic()
-    sandbox.payments()
-    control_elapsed = time.monotonic() - started
+    def lookup() -> None:
+        try:
+            outcome.append(iamport.get("/payments/status/paid", timeout=60).status_code)
+        except requests.exceptions.RequestException as exc:
+            outcome.append(type(exc).__name__)
 
-    assert api_elapsed >= 0.3
-    assert control_elapsed < 0.2
+    api_call = threading.Thread(target=lookup)
+    api_call.start()
+    delayed = sandbox.wait_for_inflight("payments", 1, timeout=30)
+    # A control that also slept 30 s would hit this 10 s client timeout and fail the test instead of hanging.
+    quick = SandboxControl(sandbox_server.url, timeout=10)
+
+    control_answer = quick.payments()
+    still_delayed = quick.inflight()
+    answered_before_latency_ended = list(outcome)
+    quick.reset()  # ends the latency sleep
+    api_call.join(timeout=30)
+
+    assert delayed["current"] == {"payments": 1}
+    assert control_answer == []
+    assert still_delayed["current"] == {"payments": 1} and answered_before_latency_ended == []
+    assert not api_call.is_alive() and len(outcome) == 1
 
 
-def test_reset_clears_latency_and_faults(sandbox, iamport):
-    sandbox.set_latency(500)
+def test_reset_clears_latency_and_faults(sandbox, iamport, sandbox_server):
+    sandbox.set_latency(60_000)
     sandbox.add_fault("payments", "http_500")
 
     sandbox.reset()
 
-    started = time.monotonic()
-    assert iamport.get("/payments/status/paid").status_code == 200
-    assert time.monotonic() - started < 0.3
+    assert sandbox.faults() == []
+    assert requests.get(f"{sandbox_server.url}/__sandbox__/latency", timeout=10).json() == {"ms": 0}
+    # With the latency left in place, the token call and this lookup would each sleep 60 s, past their 10 s
+    # client timeouts (hang guards), and the test would fail.
+    assert iamport.get("/payments/status/paid", timeout=10).status_code == 200
+    assert [(r["endpoint"], r["status"], r["fault"]) for r in sandbox.requests_log()] == [
+        ("getToken", 200, None),
+        ("payments", 200, None),
+    ]
 
 
 def test_stop_returns_promptly_when_a_response_is_held():
     server = SandboxServer().start()
-    control = SandboxControl(server.url)
-    client = Iamport(server.url)
-    client.issued("c1")
-    control.add_fault("again", "timeout_after_commit")
-    errors = []
-    caller = threading.Thread(target=lambda: errors.append(_safe_charge(client, "f-stop")))
-    caller.start()
-    time.sleep(0.3)
+    try:
+        control = SandboxControl(server.url)
+        client = Iamport(server.url)
+        client.issued("c1")
+        control.add_fault("again", "timeout_after_commit")  # held 120 s unless released
+        outcome = []
+        # The client would wait 300 s on its own: any end it sees within the join guards below is the server's.
+        caller = threading.Thread(target=lambda: outcome.append(_safe_charge(client, "f-stop", timeout=300)))
+        caller.start()
+        held = control.wait_for_inflight("again", 1, timeout=30)
 
-    started = time.monotonic()
-    server.stop()
-    elapsed = time.monotonic() - started
+        stopper = threading.Thread(target=server.stop)
+        stopper.start()
+        stopper.join(timeout=30)  # a hang guard: stop() must not wait for the held response to end
+        caller.join(timeout=30)
+        idle = _wait_until_nothing_in_flight(server)
 
-    caller.join(timeout=5)
-    assert elapsed < 2
-    assert not caller.is_alive() and errors == ["error"]
+        assert held["current"] == {"again": 1}
+        assert not stopper.is_alive()
+        assert not caller.is_alive() and outcome == ["dropped"]
+        assert idle == {}  # the held request was released, not left waiting out its 120 s
+    finally:
+        server.stop()
 
 
 def _safe_charge(client, merchant_uid: str, timeout: float = 30) -> str:
+    """How one charge ended: answered, dropped (connection closed unanswered), timed out (the client gave up)."""
     try:
         _charge(client, merchant_uid, timeout=timeout)
-    except requests.exceptions.RequestException:
-        return "error"
+    except requests.exceptions.Timeout:  # before ConnectionError: ConnectTimeout is both
+        return "timed out"
+    except requests.exceptions.ConnectionError:
+        return "dropped"
+    except requests.exceptions.RequestException as exc:
+        return f"error: {type(exc).__name__}"
     return "answered"
+
+
+def _wait_until_nothing_in_flight(server: SandboxServer, timeout: float = 30) -> dict:
+    """In-process (the server may be stopped): poll until no API request is in flight or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while (current := server.inflight.snapshot()["current"]) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return current
 
 
 def test_throttle_answers_429_with_envelope_and_retry_after_and_charges_nothing_when_injected(sandbox, iamport):
@@ -317,5 +381,5 @@ def test_release_drops_held_timeout_response_when_released(sandbox, iamport, san
     sandbox.release_held()
     caller.join(timeout=10)
 
-    assert outcome == ["error"]
+    assert outcome == ["dropped"]
     assert [(p["merchant_uid"], p["status"]) for p in sandbox.payments()] == [("f-release", "paid")]
