@@ -11,7 +11,8 @@
       body: JSON.stringify(body || {})
     }).then(function (r) { return r.json().then(function (data) { return {ok: r.ok, data: data}; }); });
   }
-  document.getElementById("register-card").addEventListener("click", function () {
+  var button = document.getElementById("register-card");
+  button.addEventListener("click", function () {
     status.textContent = cfg.text.processing;
     post(cfg.prepareUrl).then(function (prepared) {
       if (!prepared.ok) {  // e.g. 429: too many registrations in a minute
@@ -36,4 +37,5 @@
       });
     });
   });
+  button.disabled = false;
 })();
