@@ -56,6 +56,7 @@ logger = logging.getLogger(__name__)
 Status = PaymentAttempt.Status
 UNSETTLED = (Status.PENDING, Status.UNKNOWN)
 THROTTLED = "throttled"  # failure_code of a charge the gateway refused for its rate (HTTP 429)
+NOT_SENT = "not_sent"  # failure_code of a charge that waited in our own queue too long and was never sent
 _SUCCESS_FIELDS = (
     "status",
     "imp_uid",
@@ -214,13 +215,20 @@ def _gateway_pool() -> ThreadPoolExecutor:
     return _pool
 
 
-def _call_gateway(attempt: PaymentAttempt, gateway, start_at: float | None) -> _Outcome:
+def _call_gateway(attempt: PaymentAttempt, gateway, start_at: float | None, send_by: float) -> _Outcome:
     """One `again` call, translated (style.md §3): a decline is a payment with status failed; a timeout, or an
-    error after the request may have left, is UNKNOWN; an error before anything was charged is a failure."""
+    error after the request may have left, is UNKNOWN; an error before anything was charged is a failure.
+
+    A charge still waiting (for a gateway thread or its rate-limit slot) when the janitor would start looking
+    at its attempt (`send_by`) is not sent at all: FAILED as never sent, so the janitor's verdict and a late
+    charge can never meet. Dunning retries it quietly, like a charge the PG refused for its rate."""
     if start_at is not None:
         wait = start_at - time.monotonic()
         if wait > 0:
             time.sleep(wait)  # the global rate limit's slot for this charge
+    if time.monotonic() > send_by:
+        logger.warning("charge %s not sent: it waited past the janitor's threshold", attempt.merchant_uid)
+        return _Outcome(attempt, failure_code=NOT_SENT, failure_reason="waited too long to be sent; not sent")
     invoice = attempt.invoice
     try:
         payment = gateway.charge_billing_key(
@@ -263,10 +271,11 @@ def payments_charge(*, attempts: Sequence[PaymentAttempt], now: dt.datetime, gat
         return []
     gateway = gateway or get_gateway()
     slots = charge_slots_acquire(count=len(attempts)) or [None] * len(attempts)
+    send_by = time.monotonic() + settings.BILLING_RECONCILE_PENDING_AFTER_SECONDS
     if len(attempts) == 1:
-        return _record_outcomes([_call_gateway(attempts[0], gateway, slots[0])], now=now)
+        return _record_outcomes([_call_gateway(attempts[0], gateway, slots[0], send_by)], now=now)
     pool = _gateway_pool()
-    waiting = {pool.submit(_call_gateway, a, gateway, slot) for a, slot in zip(attempts, slots, strict=True)}
+    waiting = {pool.submit(_call_gateway, a, gateway, slot, send_by) for a, slot in zip(attempts, slots, strict=True)}
     # Outcomes are recorded as they come, a chunk at a time, not when the slowest call of the batch returns:
     # a worker that dies mid-batch leaves only its calls in flight to the janitor.
     recorded: dict[int, PaymentAttempt] = {}

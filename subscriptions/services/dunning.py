@@ -28,7 +28,7 @@ from billing.models import Invoice, PaymentAttempt
 from billing.selectors import billing_keys_default
 from billing.services.audit import audit_record
 from billing.services.invoices import invoice_mark_uncollectible
-from billing.services.payments import THROTTLED, payment_attempts_create, payments_charge
+from billing.services.payments import NOT_SENT, THROTTLED, payment_attempts_create, payments_charge
 from subscriptions import notifications
 from subscriptions.models import Subscription, SubscriptionInvoice
 from subscriptions.services.common import set_status
@@ -64,7 +64,7 @@ def dunning_on_failure(*, subscription: Subscription, invoice: Invoice, attempt:
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
     if invoice.status != Invoice.Status.OPEN:
         return
-    if attempt.failure_code == THROTTLED and _retry_throttled(invoice, now):
+    if attempt.failure_code in (THROTTLED, NOT_SENT) and _retry_throttled(invoice, now):
         return
     if invoice.first_failed_at is None:
         invoice.first_failed_at = now
@@ -93,11 +93,11 @@ def dunning_on_failure(*, subscription: Subscription, invoice: Invoice, attempt:
 
 
 def _retry_throttled(invoice: Invoice, now: dt.datetime) -> bool:
-    """A charge refused for the gateway's rate (a billing burst over a PG's cap) never reached the card
-    company: retry it after 1, 2, 4, ... minutes (at most 30) without starting dunning, marking the
-    subscription past due or emailing anyone. After BILLING_THROTTLED_RETRIES such refusals it is treated as
-    a gateway error. Returns whether it was rescheduled."""
-    refusals = invoice.attempts.filter(failure_code=THROTTLED).count()
+    """A charge refused for the gateway's rate (a billing burst over a PG's cap), or held back by our own
+    queue, never reached the card company: retry it after 1, 2, 4, ... minutes (at most 30) without starting
+    dunning, marking the subscription past due or emailing anyone. After BILLING_THROTTLED_RETRIES such
+    refusals it is treated as a gateway error. Returns whether it was rescheduled."""
+    refusals = invoice.attempts.filter(failure_code__in=(THROTTLED, NOT_SENT)).count()
     if refusals > settings.BILLING_THROTTLED_RETRIES:
         return False
     invoice.next_attempt_at = now + dt.timedelta(minutes=min(2 ** (refusals - 1), 30))

@@ -315,3 +315,33 @@ def test_each_invoice_of_a_mixed_retry_batch_ends_as_it_would_alone(sandbox, gat
     assert Subscription.objects.get(subscription_invoices__invoice=recovered).status == S.ACTIVE
     assert Invoice.objects.get(pk=lost.pk).next_attempt_at == deadline  # waits for a new card
     assert lost.attempts.count() == 1 and later.attempts.count() == 1
+
+
+def test_a_charge_still_queued_when_the_janitor_would_look_at_it_is_never_sent_and_is_retried_quietly(
+    sandbox, gateway, subscribe, settings, django_capture_on_commit_callbacks, mailoutbox
+):
+    subs = [subscribe() for _ in range(6)]
+    mailoutbox.clear()
+    sandbox.clear_requests_log()
+    settings.BILLING_CHARGE_RATE_LIMIT = 2  # the batch's six charges start 0.5 s apart: the last after 2.5 s
+    settings.BILLING_RECONCILE_PENDING_AFTER_SECONDS = 1  # ... but the janitor looks at attempts after 1 s
+
+    with django_capture_on_commit_callbacks(execute=True):
+        subscriptions_renew(subscription_ids=[s.pk for s in subs], now=RENEW_AT, gateway=gateway)
+
+    held_back = PaymentAttempt.objects.filter(failure_code="not_sent")
+    sent = {r["merchant_uid"] for r in sandbox.requests_log() if r.get("endpoint") == "again"}
+    assert held_back.count() >= 3  # the slots at 1.5, 2 and 2.5 s come after the janitor's threshold
+    assert len(sent) + held_back.count() == 6
+    assert not sent & set(held_back.values_list("merchant_uid", flat=True))  # never sent, so never charged
+    assert set(Subscription.objects.values_list("status", flat=True)) == {S.ACTIVE}
+    assert mailoutbox == []
+
+    settings.BILLING_CHARGE_RATE_LIMIT = 0
+    retried = invoices_retry(
+        invoice_ids=list(held_back.values_list("invoice_id", flat=True)),
+        now=RENEW_AT + dt.timedelta(minutes=1),
+        gateway=gateway,
+    )
+    assert {a.status for a in retried.values()} == {"succeeded"}
+    assert [charges_at_iamport(sandbox, sub) for sub in subs] == [2] * 6
