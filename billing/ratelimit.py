@@ -2,13 +2,12 @@
 
 Some PGs ask merchants to stay under a call rate (Daou/Kiwoom: at most 50 billing-key charges per second).
 Celery's own rate_limit is per worker process, so it cannot promise a global cap; this can. It is a
-"virtual scheduling" token bucket (GCRA): one row holds the earliest moment the next charge may start; each
-caller takes the slot and pushes the row 1/R seconds further in one atomic statement, then sleeps until its
-slot. Starts are therefore at least 1/R apart across all processes, so no second ever sees more than R
-charges start (a fixed per-second counter would allow 2R across a boundary). A batch reserves k consecutive
-slots (k/R seconds) in the same one statement and starts its charges 1/R apart. Time is the database's clock, so
-workers on different hosts agree. The statement runs on its own, outside any transaction, so the row lock
-lasts microseconds; nothing is held while sleeping. Off (0) by default.
+"virtual scheduling" token bucket (GCRA): one row holds the earliest moment the next charge may start; a
+batch of k charges takes k consecutive slots and pushes the row k/R seconds further in one atomic statement,
+and each of its gateway threads sleeps until its own slot. Starts are therefore at least 1/R apart across all
+processes, so no second ever sees more than R charges start (a fixed per-second counter would allow 2R across
+a boundary). Time is the database's clock, so workers on different hosts agree. The statement runs on its
+own, outside any transaction, so the row lock lasts microseconds; nothing is held while sleeping. Off (0) by default.
 """
 
 from __future__ import annotations
@@ -27,34 +26,25 @@ RETURNING next_slot - %(span)s, EXTRACT(EPOCH FROM clock_timestamp())
 """
 
 
-def _take(count: int, limit: int) -> tuple[float, float]:
-    """Reserve `count` consecutive slots; returns (the first slot, the database's now), UNIX seconds."""
-    with connection.cursor() as cursor:
-        cursor.execute(_TAKE, {"span": count / limit})
-        first, db_now = cursor.fetchone()
-    return float(first), float(db_now)
-
-
-def charge_slot_acquire(*, limit: int | None = None, sleep=time.sleep) -> float | None:
-    """Block until this process may start one charge. Returns the slot (UNIX seconds), None without a limit."""
-    limit = settings.BILLING_CHARGE_RATE_LIMIT if limit is None else limit
-    if not limit:
-        return None
-    slot, db_now = _take(1, limit)
-    wait = slot - db_now
-    if wait > 0:
-        sleep(wait)
-    return slot
-
-
-def charge_slots_acquire(*, count: int, limit: int | None = None) -> list[float] | None:
-    """Reserve slots for `count` charges at once (one statement for a whole batch) without waiting: returns
-    for each charge the `time.monotonic()` moment it may start, 1/R apart, or None without a limit. The
-    caller's gateway threads each sleep until their own moment."""
+def charge_slots_reserve(*, count: int, limit: int | None = None) -> tuple[list[float], float] | None:
+    """Reserve `count` consecutive slots in one statement: (their start moments, the database's now), both in
+    UNIX seconds on the database clock, 1/R apart. None without a limit."""
     limit = settings.BILLING_CHARGE_RATE_LIMIT if limit is None else limit
     if not limit or count <= 0:
         return None
-    first, db_now = _take(count, limit)
+    with connection.cursor() as cursor:
+        cursor.execute(_TAKE, {"span": count / limit})
+        first, db_now = cursor.fetchone()
+    return [float(first) + i / limit for i in range(count)], float(db_now)
+
+
+def charge_slots_acquire(*, count: int, limit: int | None = None) -> list[float] | None:
+    """`charge_slots_reserve` without waiting, for a batch: returns for each charge the `time.monotonic()`
+    moment it may start, or None without a limit. The caller's gateway threads each sleep until their own."""
+    reserved = charge_slots_reserve(count=count, limit=limit)
+    if reserved is None:
+        return None
+    slots, db_now = reserved
     # Map the database clock onto ours as of the answer: never earlier than the slot, at worst a round trip late.
-    offset = time.monotonic() + (first - db_now)
-    return [offset + i / limit for i in range(count)]
+    offset = time.monotonic() - db_now
+    return [offset + slot for slot in slots]

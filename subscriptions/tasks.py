@@ -5,17 +5,17 @@ are harmless."""
 from collections import Counter
 
 from celery import shared_task
-from django.conf import settings
 
 from billing import clock
 from subscriptions.services.dunning import invoices_retry, invoices_retry_due
 from subscriptions.services.lifecycle import subscriptions_due, subscriptions_renew
+from subscriptions.services.sweep import in_batches
 
 
 @shared_task(ignore_result=True)
 def subscriptions_renew_due_task() -> int:
     ids = subscriptions_due(now=clock.now())
-    for batch in _batches(ids):
+    for batch in in_batches(ids):
         subscriptions_renew_task.delay(batch)
     return len(ids)
 
@@ -29,7 +29,7 @@ def subscriptions_renew_task(subscription_ids: list[int]) -> dict[str, int]:
 @shared_task(ignore_result=True)
 def invoices_retry_due_task() -> int:
     ids = invoices_retry_due(now=clock.now())
-    for batch in _batches(ids):
+    for batch in in_batches(ids):
         invoices_retry_task.delay(batch)
     return len(ids)
 
@@ -38,8 +38,3 @@ def invoices_retry_due_task() -> int:
 def invoices_retry_task(invoice_ids: list[int]) -> dict[str, int]:
     attempts = invoices_retry(invoice_ids=invoice_ids, now=clock.now())
     return dict(Counter(a.status if a else "skipped" for a in attempts.values()))
-
-
-def _batches(ids: list[int]) -> list[list[int]]:
-    size = max(settings.BILLING_BATCH_SIZE, 1)
-    return [ids[start : start + size] for start in range(0, len(ids), size)]

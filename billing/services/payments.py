@@ -48,7 +48,7 @@ from billing.gateway.errors import (
 from billing.models import Invoice, PaymentAttempt
 from billing.ratelimit import charge_slots_acquire
 from billing.selectors import billing_keys_default
-from billing.services.audit import audit_entry, audit_record, audit_records
+from billing.services.audit import audit_entry, audit_records
 from billing.services.gateway import get_gateway
 
 logger = logging.getLogger(__name__)
@@ -374,18 +374,7 @@ def _record_paid(outcomes: Sequence[_Outcome], *, now: dt.datetime) -> dict[int,
             data = {"imp_uid": attempt.imp_uid}
             entries.append(_audit_entry(attempt, now, "payment.succeeded", "pending", "succeeded", data=data))
             if attempt.invoice_id in paid:
-                invoice = attempt.invoice
-                entries.append(
-                    audit_entry(
-                        at=now,
-                        action="invoice.paid",
-                        obj=invoice,
-                        customer_id=invoice.customer_id,
-                        amount=invoice.total,
-                        from_status="open",
-                        to_status="paid",
-                    )
-                )
+                entries.append(_invoice_paid_entry(attempt.invoice, now, "system"))
         audit_records(entries)
         for attempt in attempts:
             if attempt.invoice_id not in paid:
@@ -433,6 +422,19 @@ def _audit_entry(attempt, now, action, from_status, to_status, reason="", actor_
         to_status=to_status,
         reason=reason,
         data={"merchant_uid": attempt.merchant_uid, "invoice": attempt.invoice_id, **(data or {})},
+    )
+
+
+def _invoice_paid_entry(invoice: Invoice, now: dt.datetime, label: str):
+    return audit_entry(
+        at=now,
+        action="invoice.paid",
+        obj=invoice,
+        actor_label=label,
+        customer_id=invoice.customer_id,
+        amount=invoice.total,
+        from_status="open",
+        to_status="paid",
     )
 
 
@@ -544,16 +546,7 @@ def _mark_succeeded(attempt: PaymentAttempt, payment: GatewayPayment, now: dt.da
         invoice.paid_at = attempt.paid_at
         invoice.next_attempt_at = None
         invoice.save(update_fields=["status", "paid_at", "next_attempt_at"])
-        audit_record(
-            at=now,
-            action="invoice.paid",
-            obj=invoice,
-            actor_label=label,
-            customer_id=invoice.customer_id,
-            amount=invoice.total,
-            from_status="open",
-            to_status="paid",
-        )
+        _invoice_paid_entry(invoice, now, label).save(force_insert=True)
         signals.invoice_paid.send(sender=PaymentAttempt, invoice=invoice, attempt=attempt, now=now)
     elif invoice.status != Invoice.Status.PAID:
         # Paid after we had given up (void/uncollectible): money moved, an operator must decide.

@@ -64,7 +64,7 @@ def dunning_on_failure(*, subscription: Subscription, invoice: Invoice, attempt:
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
     if invoice.status != Invoice.Status.OPEN:
         return
-    if attempt.failure_code in (THROTTLED, NOT_SENT) and _retry_throttled(invoice, now):
+    if attempt.failure_code in (THROTTLED, NOT_SENT) and _retry_quietly(invoice, attempt, now):
         return
     if invoice.first_failed_at is None:
         invoice.first_failed_at = now
@@ -92,7 +92,7 @@ def dunning_on_failure(*, subscription: Subscription, invoice: Invoice, attempt:
     transaction.on_commit(lambda: notifications.send_payment_failed(invoice_id=invoice_id, attempt_id=attempt_id))
 
 
-def _retry_throttled(invoice: Invoice, now: dt.datetime) -> bool:
+def _retry_quietly(invoice: Invoice, attempt: PaymentAttempt, now: dt.datetime) -> bool:
     """A charge refused for the gateway's rate (a billing burst over a PG's cap), or held back by our own
     queue, never reached the card company: retry it after 1, 2, 4, ... minutes (at most 30) without starting
     dunning, marking the subscription past due or emailing anyone. After BILLING_THROTTLED_RETRIES such
@@ -108,7 +108,7 @@ def _retry_throttled(invoice: Invoice, now: dt.datetime) -> bool:
         obj=invoice,
         customer_id=invoice.customer_id,
         amount=invoice.total,
-        reason="the gateway refused the charge for its rate",
+        reason=attempt.failure_reason,
         data={"refusals": refusals, "next_attempt_at": str(invoice.next_attempt_at)},
     )
     return True

@@ -152,9 +152,10 @@ def subscriptions_renew(*, subscription_ids: Sequence[int], now: dt.datetime, ga
     One short transaction claims the rows (SKIP LOCKED: a row another worker holds is left to it), re-checks
     that each is due, advances it, opens the new periods' invoices and records their payment attempts, in a
     fixed number of statements for the common case (an active subscription renewing); the gateway is then
-    called for every attempt at once, outside any transaction, and the outcomes are recorded in a second
-    short transaction. Safe to run twice at the same moment and with overlapping batches: the claim, the
-    re-check and the one-invoice-per-period constraint make each renewal happen once.
+    called for every attempt at once, outside any transaction, and the outcomes are recorded as they come, in
+    short transactions of a chunk each (`payments_charge`). Safe to run twice at the same moment and with
+    overlapping batches: the claim, the re-check and the one-invoice-per-period constraint make each renewal
+    happen once.
     """
     outcomes: dict[int, str] = {}
     with transaction.atomic():

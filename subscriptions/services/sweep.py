@@ -17,14 +17,16 @@ def billing_run(*, now: dt.datetime, gateway=None) -> dict[str, dict[str, int]]:
     sweeps as separate tasks that fan out one task per batch of subscriptions or invoices."""
     reconciled = payments_reconcile_unsettled(now=now, gateway=gateway)
     renewals = Counter()
-    due = subscriptions_due(now=now)
-    size = max(settings.BILLING_BATCH_SIZE, 1)
-    for start in range(0, len(due), size):
-        batch = subscriptions_renew(subscription_ids=due[start : start + size], now=now, gateway=gateway)
-        renewals.update(batch.values())
+    for ids in in_batches(subscriptions_due(now=now)):
+        renewals.update(subscriptions_renew(subscription_ids=ids, now=now, gateway=gateway).values())
     retries = Counter()
-    due = invoices_retry_due(now=now)
-    for start in range(0, len(due), size):
-        batch = invoices_retry(invoice_ids=due[start : start + size], now=now, gateway=gateway)
-        retries.update(attempt.status if attempt else "skipped" for attempt in batch.values())
+    for ids in in_batches(invoices_retry_due(now=now)):
+        attempts = invoices_retry(invoice_ids=ids, now=now, gateway=gateway).values()
+        retries.update(attempt.status if attempt else "skipped" for attempt in attempts)
     return {"reconciled": reconciled, "renewals": dict(renewals), "retries": dict(retries)}
+
+
+def in_batches(ids: list[int]) -> list[list[int]]:
+    """Due ids cut into the batches one renewal or retry task handles (settings.BILLING_BATCH_SIZE)."""
+    size = max(settings.BILLING_BATCH_SIZE, 1)
+    return [ids[start : start + size] for start in range(0, len(ids), size)]

@@ -14,7 +14,9 @@ from billing.services.invoices import LineSpec, invoice_create, invoice_finalize
 from billing.services.payments import (
     payment_apply_gateway_payment,
     payment_attempt_create,
+    payment_attempts_create,
     payment_charge,
+    payments_charge,
     payments_reconcile_unsettled,
 )
 from tests.factories import INSUFFICIENT_FUNDS_CARD, LOST_CARD, make_customer, register_card
@@ -242,3 +244,45 @@ def test_a_charge_refused_for_the_gateways_rate_fails_as_throttled_and_a_retry_c
     assert [p for p in sandbox.payments() if p["merchant_uid"] == refused.merchant_uid] == []
     assert retried.status == PaymentAttempt.Status.SUCCEEDED and retried.merchant_uid != refused.merchant_uid
     assert Invoice.objects.get(pk=invoice.pk).status == Invoice.Status.PAID
+
+
+def test_a_paid_charge_of_an_invoice_voided_meanwhile_is_flagged_for_an_operator_not_booked(sandbox, gateway, now):
+    customer = make_customer()
+    register_card(customer, gateway, now=now)
+    invoice = open_invoice(customer, now)
+    attempts, refused = payment_attempts_create(invoice_ids=[invoice.pk], now=now)
+    assert not refused
+    Invoice.objects.filter(pk=invoice.pk).update(status=Invoice.Status.VOID)  # an operator, racing the charge
+
+    [attempt] = payments_charge(attempts=attempts, now=now, gateway=gateway)
+
+    attempt.refresh_from_db()
+    assert attempt.status == PaymentAttempt.Status.SUCCEEDED  # money moved: never hidden
+    assert "void" in attempt.flagged_reason
+    assert Invoice.objects.get(pk=invoice.pk).status == Invoice.Status.VOID
+    assert AuditLog.objects.filter(action="payment.flagged", object_id=str(attempt.pk)).exists()
+
+
+def test_a_second_success_for_a_paid_invoice_is_flagged_when_the_batch_update_is_refused(sandbox, gateway, now):
+    customer = make_customer()
+    register_card(customer, gateway, now=now)
+    invoice = open_invoice(customer, now)
+    first = payment_charge(invoice_id=invoice.pk, now=now, gateway=gateway)
+    assert first.status == PaymentAttempt.Status.SUCCEEDED
+    # A second attempt for the same invoice, as if created behind the invoice lock's back.
+    second = PaymentAttempt.objects.create(
+        invoice=invoice,
+        merchant_uid=f"kb{invoice.pk}_x_second",
+        customer_uid=first.customer_uid,
+        amount=first.amount,
+        vat_amount=first.vat_amount,
+        created_at=now,
+    )
+    second = PaymentAttempt.objects.select_related("invoice__customer").get(pk=second.pk)
+
+    [settled] = payments_charge(attempts=[second], now=now, gateway=gateway)
+
+    assert settled.status == PaymentAttempt.Status.UNKNOWN
+    assert "second successful charge" in settled.flagged_reason
+    successes = PaymentAttempt.objects.filter(invoice=invoice, status=PaymentAttempt.Status.SUCCEEDED)
+    assert list(successes.values_list("pk", flat=True)) == [first.pk]

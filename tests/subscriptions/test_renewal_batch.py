@@ -14,7 +14,7 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from billing.models import AuditLog, Customer, Invoice, PaymentAttempt
+from billing.models import Customer, Invoice, PaymentAttempt
 from billing.services import payments
 from subscriptions.models import Subscription, SubscriptionInvoice
 from subscriptions.services.dunning import invoice_retry, invoices_retry
@@ -146,48 +146,6 @@ def test_a_subscription_another_worker_holds_is_skipped_and_renewed_by_the_next_
     assert charges_at_iamport(sandbox, held) == charges_at_iamport(sandbox, free) == 2
 
 
-def test_a_paid_charge_of_an_invoice_voided_meanwhile_is_flagged_for_an_operator_not_booked(sandbox, gateway, now_):
-    customer = make_customer()
-    register_card(customer, gateway, now=now_)
-    invoice = _open_invoice(customer, now_)
-    attempts, refused = payments.payment_attempts_create(invoice_ids=[invoice.pk], now=now_)
-    assert not refused
-    Invoice.objects.filter(pk=invoice.pk).update(status=Invoice.Status.VOID)  # an operator, racing the charge
-
-    [attempt] = payments.payments_charge(attempts=attempts, now=now_, gateway=gateway)
-
-    attempt.refresh_from_db()
-    assert attempt.status == PaymentAttempt.Status.SUCCEEDED  # money moved: never hidden
-    assert "void" in attempt.flagged_reason
-    assert Invoice.objects.get(pk=invoice.pk).status == Invoice.Status.VOID
-    assert AuditLog.objects.filter(action="payment.flagged", object_id=str(attempt.pk)).exists()
-
-
-def test_a_second_success_for_a_paid_invoice_is_flagged_when_the_batch_update_is_refused(sandbox, gateway, now_):
-    customer = make_customer()
-    register_card(customer, gateway, now=now_)
-    invoice = _open_invoice(customer, now_)
-    first = payments.payment_charge(invoice_id=invoice.pk, now=now_, gateway=gateway)
-    assert first.status == PaymentAttempt.Status.SUCCEEDED
-    # A second attempt for the same invoice, as if created behind the invoice lock's back.
-    second = PaymentAttempt.objects.create(
-        invoice=invoice,
-        merchant_uid=f"kb{invoice.pk}_x_second",
-        customer_uid=first.customer_uid,
-        amount=first.amount,
-        vat_amount=first.vat_amount,
-        created_at=now_,
-    )
-    second = PaymentAttempt.objects.select_related("invoice__customer").get(pk=second.pk)
-
-    [settled] = payments.payments_charge(attempts=[second], now=now_, gateway=gateway)
-
-    assert settled.status == PaymentAttempt.Status.UNKNOWN
-    assert "second successful charge" in settled.flagged_reason
-    successes = PaymentAttempt.objects.filter(invoice=invoice, status=PaymentAttempt.Status.SUCCEEDED)
-    assert list(successes.values_list("pk", flat=True)) == [first.pk]
-
-
 def test_a_batch_without_due_work_sends_nothing_to_the_gateway(sandbox, gateway, subscribe):
     subs = [subscribe() for _ in range(3)]
     sandbox.clear_requests_log()
@@ -197,24 +155,6 @@ def test_a_batch_without_due_work_sends_nothing_to_the_gateway(sandbox, gateway,
     assert set(outcomes.values()) == {"not_due"}
     assert [r for r in sandbox.requests_log() if r.get("endpoint") == "again"] == []
     assert SubscriptionInvoice.objects.filter(kind="renewal").count() == 0
-
-
-@pytest.fixture
-def now_():
-    return T0
-
-
-def _open_invoice(customer, now):
-    from billing.services.invoices import LineSpec, invoice_create, invoice_finalize
-
-    invoice = invoice_create(
-        customer=customer,
-        kind=Invoice.Kind.RENEWAL,
-        description="베이직 월간",
-        lines=[LineSpec(description="Basic", amount=9_900)],
-        now=now,
-    )
-    return invoice_finalize(invoice=invoice, now=now)
 
 
 def test_a_renewal_refused_for_the_gateways_rate_is_retried_quietly_until_it_is_charged_once(
