@@ -4,7 +4,7 @@ Some PGs ask merchants to stay under a call rate (Daou/Kiwoom: at most 50 billin
 Celery's own rate_limit is per worker process, so it cannot promise a global cap; this can. It is a
 "virtual scheduling" token bucket (GCRA): one row holds the earliest moment the next charge may start; a
 batch of k charges takes k consecutive slots and pushes the row k/R seconds further in one atomic statement,
-and each of its gateway threads sleeps until its own slot. Starts are therefore at least 1/R apart across all
+and hands each charge to a gateway thread when its own slot comes. Starts are therefore at least 1/R apart across all
 processes, so no second ever sees more than R charges start (a fixed per-second counter would allow 2R across
 a boundary). Time is the database's clock, so workers on different hosts agree. The statement runs on its
 own, outside any transaction, so the row lock lasts microseconds; nothing is held while sleeping. Off (0) by default.
@@ -40,7 +40,7 @@ def charge_slots_reserve(*, count: int, limit: int | None = None) -> tuple[list[
 
 def charge_slots_acquire(*, count: int, limit: int | None = None) -> list[float] | None:
     """`charge_slots_reserve` without waiting, for a batch: returns for each charge the `time.monotonic()`
-    moment it may start, or None without a limit. The caller's gateway threads each sleep until their own."""
+    moment it may start, or None without a limit. The caller hands each charge to a gateway thread at its own."""
     reserved = charge_slots_reserve(count=count, limit=limit)
     if reserved is None:
         return None

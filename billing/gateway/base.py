@@ -189,6 +189,12 @@ class PaymentGateway(Protocol):
     return a ``GatewayPayment`` whose ``status`` is ``"failed"``.
     """
 
+    def authenticate(self) -> None:
+        """Make sure the calls that follow need no credentials round trip first (a no-op while a cached token
+        is fresh). A paced batch calls it before its first slot, so no charge waits on a token fetch and then
+        starts together with the ones behind it."""
+        ...
+
     def issue_billing_key(
         self,
         *,

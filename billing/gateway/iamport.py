@@ -166,6 +166,9 @@ class IamportGateway:
             self._token = self._fetch_token()
             return self._token.value
 
+    def authenticate(self) -> None:
+        self.get_token()
+
     def _drop_token(self, value: str) -> None:
         # Only drop the token that failed: another thread may already have fetched a fresh one.
         with self._token_lock:

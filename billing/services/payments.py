@@ -22,10 +22,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
-import threading
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -36,6 +35,7 @@ from django.utils.translation import gettext as _
 from billing import signals
 from billing.bulk import rows_update
 from billing.decline import GATEWAY, classify_decline
+from billing.dispatch import gateway_submit
 from billing.errors import ApplicationError, InvoiceNotPayableError, NoPaymentMethodError, PaymentInProgressError
 from billing.gateway.base import GatewayPayment
 from billing.gateway.errors import (
@@ -198,34 +198,15 @@ class _Outcome:
 
 
 SETTLE_EVERY_SECONDS = 0.5  # the longest a batch's finished charges wait to be recorded
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
 
 
-def _gateway_pool() -> ThreadPoolExecutor:
-    """The process's threads for gateway calls (settings.BILLING_GATEWAY_CONCURRENCY): they hold no database
-    connection, so a worker keeps many charges in flight on a handful of connections."""
-    global _pool
-    if _pool is None:
-        with _pool_lock:
-            if _pool is None:
-                _pool = ThreadPoolExecutor(
-                    max_workers=max(settings.BILLING_GATEWAY_CONCURRENCY, 1), thread_name_prefix="gateway"
-                )
-    return _pool
-
-
-def _call_gateway(attempt: PaymentAttempt, gateway, start_at: float | None, send_by: float) -> _Outcome:
+def _call_gateway(attempt: PaymentAttempt, gateway, send_by: float) -> _Outcome:
     """One `again` call, translated (style.md §3): a decline is a payment with status failed; a timeout, or an
     error after the request may have left, is UNKNOWN; an error before anything was charged is a failure.
 
-    A charge still waiting (for a gateway thread or its rate-limit slot) when the janitor would start looking
-    at its attempt (`send_by`) is not sent at all: FAILED as never sent, so the janitor's verdict and a late
-    charge can never meet. Dunning retries it quietly, like a charge the PG refused for its rate."""
-    if start_at is not None:
-        wait = start_at - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)  # the global rate limit's slot for this charge
+    A charge still waiting (for its rate-limit slot or a free gateway thread) when the janitor would start
+    looking at its attempt (`send_by`) is not sent at all: FAILED as never sent, so the janitor's verdict and
+    a late charge can never meet. Dunning retries it quietly, like a charge the PG refused for its rate."""
     if time.monotonic() > send_by:
         logger.warning("charge %s not sent: it waited past the janitor's threshold", attempt.merchant_uid)
         return _Outcome(attempt, failure_code=NOT_SENT, failure_reason="waited too long to be sent; not sent")
@@ -270,12 +251,18 @@ def payments_charge(*, attempts: Sequence[PaymentAttempt], now: dt.datetime, gat
     if not attempts:
         return []
     gateway = gateway or get_gateway()
-    slots = charge_slots_acquire(count=len(attempts)) or [None] * len(attempts)
+    try:
+        gateway.authenticate()  # before the slots: a token fetch would hold the first calls back, then bunch them
+    except GatewayError as exc:
+        logger.warning("gateway authentication before a charge batch failed: %s", exc)  # each call will say
+    slots = charge_slots_acquire(count=len(attempts)) or [0.0] * len(attempts)  # 0: no limit, start at once
     send_by = time.monotonic() + settings.BILLING_RECONCILE_PENDING_AFTER_SECONDS
     if len(attempts) == 1:
-        return _record_outcomes([_call_gateway(attempts[0], gateway, slots[0], send_by)], now=now)
-    pool = _gateway_pool()
-    waiting = {pool.submit(_call_gateway, a, gateway, slot, send_by) for a, slot in zip(attempts, slots, strict=True)}
+        _sleep_until(slots[0])
+        return _record_outcomes([_call_gateway(attempts[0], gateway, send_by)], now=now)
+    waiting = {
+        gateway_submit(_call_gateway, a, gateway, send_by, at=slot) for a, slot in zip(attempts, slots, strict=True)
+    }
     # Outcomes are recorded as they come, a chunk at a time, not when the slowest call of the batch returns:
     # a worker that dies mid-batch leaves only its calls in flight to the janitor.
     recorded: dict[int, PaymentAttempt] = {}
@@ -289,6 +276,12 @@ def payments_charge(*, attempts: Sequence[PaymentAttempt], now: dt.datetime, gat
             recorded.update((a.pk, a) for a in _record_outcomes(ready, now=now))
             ready, flushed = [], time.monotonic()
     return [recorded[attempt.pk] for attempt in attempts]
+
+
+def _sleep_until(moment: float) -> None:
+    delay = moment - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
 
 
 def payment_charge(

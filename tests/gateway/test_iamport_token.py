@@ -123,3 +123,16 @@ def test_threads_get_separate_sessions_when_gateway_is_shared(gateway, sandbox):
     grab()
 
     assert len({id(s) for s in sessions}) == 5  # four threads + this one (which reuses its own)
+
+
+def test_authenticate_fetches_a_token_only_when_none_is_fresh_and_the_next_charge_needs_none(
+    make_gateway, sandbox, customer_uid, uid
+):
+    gateway = make_gateway()  # no token cached yet
+    sandbox.clear_requests_log()
+
+    gateway.authenticate()
+    gateway.authenticate()
+    gateway.charge_billing_key(customer_uid=customer_uid, merchant_uid=uid("order"), amount=100, name="n")
+
+    assert [e["endpoint"] for e in sandbox.requests_log()] == ["getToken", "again"]
