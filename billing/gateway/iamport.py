@@ -292,7 +292,10 @@ class IamportGateway:
                 retry_after = _retry_after(resp.headers.get("Retry-After"))
                 if kind != "write" and attempt < attempts:
                     # A read may wait and go again; a write never does here (style.md §4), its caller decides.
-                    time.sleep(min(retry_after if retry_after is not None else self.backoff * 2**attempt, 5.0))
+                    if retry_after is None:
+                        self._sleep(attempt)
+                    else:
+                        time.sleep(min(retry_after, 5.0))
                     continue
                 reason = message or "too many requests"
                 raise GatewayThrottled(f"Iamport is throttling requests: {reason}", retry_after=retry_after, **err_kw)
