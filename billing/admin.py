@@ -30,7 +30,7 @@ from billing.models import (
     WebhookEvent,
 )
 from billing.services.payments import payment_reconcile
-from billing.services.refunds import refund_totals
+from billing.services.refunds import refund_reconcile, refund_totals
 from billing.services.webhooks import webhook_process
 
 
@@ -357,6 +357,32 @@ class RefundAdmin(ViewOnlyMixin, admin.ModelAdmin):
         "attempt__invoice__customer__email",
     )
     date_hierarchy = "created_at"
+    actions = ["settle_now"]
+
+    def has_settle_permission(self, request):
+        return request.user.has_perm("billing.add_refund")
+
+    @admin.action(description=_("Settle with Iamport now"), permissions=["settle"])
+    def settle_now(self, request, queryset):
+        """A refund stuck PENDING or UNKNOWN, settled from Iamport's record now (billing/services/refunds.py)."""
+        now = clock.now()
+        for refund in queryset.order_by("id"):
+            if refund.status not in (Refund.Status.PENDING, Refund.Status.UNKNOWN):
+                self.message_user(
+                    request,
+                    _("Refund #%(id)s is already settled (%(status)s).")
+                    % {"id": refund.pk, "status": refund.get_status_display()},
+                    messages.WARNING,
+                )
+                continue
+            result = refund_reconcile(
+                refund_id=refund.pk, now=now, label=f"admin:{request.user.get_username()}", not_found_after=0
+            )
+            if result.status in (Refund.Status.PENDING, Refund.Status.UNKNOWN):
+                text, level = _("Refund #%(id)s: Iamport could not tell yet; it stays %(status)s."), messages.WARNING
+            else:
+                text, level = _("Refund #%(id)s is now %(status)s."), messages.SUCCESS
+            self.message_user(request, text % {"id": result.pk, "status": result.get_status_display()}, level)
 
 
 # --- webhooks and the audit log -----------------------------------------------------------------------

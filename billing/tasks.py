@@ -5,12 +5,14 @@ from celery import shared_task
 from billing import clock
 from billing.gateway.errors import GatewayError
 from billing.services.payments import payments_reconcile_unsettled
+from billing.services.refunds import refunds_reconcile_unsettled
 from billing.services.webhooks import webhook_process
 
 
 @shared_task(ignore_result=True)
 def payments_reconcile_unsettled_task() -> dict:
-    return payments_reconcile_unsettled(now=clock.now())
+    now = clock.now()
+    return {**payments_reconcile_unsettled(now=now), "refunds": refunds_reconcile_unsettled(now=now)}
 
 
 @shared_task(ignore_result=True, bind=True, max_retries=8, acks_late=True)

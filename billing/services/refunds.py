@@ -5,6 +5,14 @@ refunds count), records a PENDING row, then calls /payments/cancel OUTSIDE the t
 `checksum` = the balance Iamport should hold before this cancel, so a refund our ledger missed makes Iamport
 refuse instead of refunding twice. One refund per attempt is in flight at a time, so concurrent admins can
 never exceed the paid amount. Totals are always derived from the rows, never stored twice.
+
+Which cancellation is ours: Iamport answers a cancel with the whole payment, every cancellation on it included.
+Ours is the one whose `cancellation_id` no other refund row of this attempt holds (while one refund is in flight
+nothing else records a row for the attempt: `refund_create` refuses and `refunds_sync_from_gateway` skips), never
+"the newest": `cancelled_at` has whole-second resolution, so two equal refunds in one second look alike.
+
+A refund whose outcome we do not know (UNKNOWN after a timeout, or PENDING because the process died between
+the request and the answer) is settled by `refunds_reconcile_unsettled`, the refund half of the janitor.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q, Sum
 from django.utils.translation import gettext as _
@@ -23,7 +32,7 @@ from billing.errors import (
     RefundFailedError,
     RefundNotAllowedError,
 )
-from billing.gateway.base import GatewayPayment
+from billing.gateway.base import GatewayCancel, GatewayPayment
 from billing.gateway.errors import GatewayError, GatewayRejected, GatewayTimeout, GatewayUnavailable
 from billing.models import PaymentAttempt, Refund
 from billing.money import split_refund
@@ -121,25 +130,53 @@ def refund_create(
     except GatewayError as exc:
         _settle(refund, now, Refund.Status.FAILED, actor, failure=str(exc))
         raise GatewayUnavailableError() from exc
-    return _settle(refund, now, Refund.Status.SUCCEEDED, actor, cancellation_id=_cancellation_id(payment, amount))
+    return _settle(refund, now, Refund.Status.SUCCEEDED, actor, payment=payment)
 
 
-def _cancellation_id(payment: GatewayPayment, amount: int) -> str:
-    matching = [c for c in payment.cancel_history if c.amount == amount]
-    latest = max(matching or payment.cancel_history, key=lambda c: c.cancelled_at or 0, default=None)
-    return (latest.cancellation_id or "") if latest else ""
+def _unclaimed_cancellations(refund: Refund, payment: GatewayPayment) -> list[GatewayCancel]:
+    """The cancellations on `payment` of this refund's amount that no other refund row of the attempt holds."""
+    claimed = set(
+        Refund.objects.filter(attempt_id=refund.attempt_id)
+        .exclude(pk=refund.pk)
+        .exclude(cancellation_id="")
+        .values_list("cancellation_id", flat=True)
+    )
+    return [c for c in payment.cancel_history if c.cancellation_id not in claimed]
 
 
-def _settle(refund, now, status, actor=None, *, failure: str = "", cancellation_id: str = "", label="system"):
+def _own_cancellation(refund: Refund, payment: GatewayPayment) -> GatewayCancel | None:
+    """This refund's cancellation: unclaimed and of its amount. Iamport lists cancellations oldest first, so
+    the last such entry is the one our request just made (an equal console refund in the same instant, the
+    only way two could qualify, leaves the other for `refunds_sync_from_gateway`)."""
+    matching = [c for c in _unclaimed_cancellations(refund, payment) if c.amount == refund.amount]
+    return matching[-1] if matching else None
+
+
+def _settle(
+    refund,
+    now,
+    status,
+    actor=None,
+    *,
+    failure: str = "",
+    payment: GatewayPayment | None = None,
+    label="system",
+):
+    """Move an in-flight refund to `status` (once: a settled refund is returned as it is), audited.
+
+    A SUCCEEDED refund takes its own cancellation's id from `payment`, read under the attempt's lock so that
+    no other row of the attempt can claim it meanwhile."""
     with transaction.atomic():
+        PaymentAttempt.objects.select_for_update().filter(pk=refund.attempt_id).first()
         refund = Refund.objects.select_for_update(of=("self",)).select_related("attempt__invoice").get(pk=refund.pk)
         if refund.status not in IN_FLIGHT:
             return refund
         previous = refund.status
         refund.status = status
         refund.failure_reason = failure[:255]
-        if cancellation_id:
-            refund.cancellation_id = cancellation_id[:64]
+        if status == Refund.Status.SUCCEEDED and payment is not None:
+            own = _own_cancellation(refund, payment)
+            refund.cancellation_id = ((own.cancellation_id or "") if own else "")[:64]
         if status != Refund.Status.UNKNOWN:
             refund.settled_at = now
         refund.save()
@@ -158,40 +195,70 @@ def _settle(refund, now, status, actor=None, *, failure: str = "", cancellation_
     return refund
 
 
-def refund_reconcile(*, refund_id: int, now: dt.datetime, gateway=None, raise_if_unknown=False) -> Refund:
-    """Settle an UNKNOWN refund: Iamport's cancel_amount tells whether our refund went through."""
-    refund = Refund.objects.select_related("attempt").get(pk=refund_id)
-    if refund.status != Refund.Status.UNKNOWN:
+def refund_reconcile(
+    *,
+    refund_id: int,
+    now: dt.datetime,
+    gateway=None,
+    raise_if_unknown=False,
+    label: str = "janitor",
+    not_found_after: int | None = None,
+) -> Refund:
+    """Settle a refund whose outcome we do not know (UNKNOWN, or PENDING after its request died) from the
+    payment as Iamport holds it. Safe to run any time: a settled refund is returned unchanged.
+
+    - A cancellation of this amount that no other row holds is ours: SUCCEEDED, with its id.
+    - None, and the request is `not_found_after` seconds old (default BILLING_RECONCILE_NOT_FOUND_AFTER_SECONDS,
+      as for charges): FAILED. Iamport cancels exactly the amount asked, so a cancellation of another amount is
+      never ours; it is someone else's (the console) and is recorded as such right after. An operator may
+      settle at once (0): should the lost request still reach Iamport later, its `checksum` (the balance before
+      it) no longer matches and Iamport refuses it, so a FAILED verdict can never turn into money.
+    - Iamport unreachable, or too early to tell: unchanged, for the next run.
+    """
+    refund = Refund.objects.select_related("attempt__invoice").get(pk=refund_id)
+    if refund.status not in IN_FLIGHT:
         return refund
     gateway = gateway or get_gateway()
     try:
         payment = gateway.get_payment(imp_uid=refund.attempt.imp_uid)
-    except GatewayError:
+    except GatewayError as exc:
+        logger.warning("refund %s: lookup failed (%s); will try again", refund.pk, exc)
         payment = None
     if payment is not None:
-        others = refund.attempt.refunds.filter(status=Refund.Status.SUCCEEDED).exclude(pk=refund.pk)
-        known = others.aggregate(total=Sum("amount", default=0))["total"]
-        if payment.cancel_amount >= known + refund.amount:
-            return _settle(
-                refund,
-                now,
-                Refund.Status.SUCCEEDED,
-                label="janitor",
-                cancellation_id=_cancellation_id(payment, refund.amount),
+        if _own_cancellation(refund, payment) is not None:
+            return _settle(refund, now, Refund.Status.SUCCEEDED, label=label, payment=payment)
+        if not_found_after is None:
+            not_found_after = settings.BILLING_RECONCILE_NOT_FOUND_AFTER_SECONDS
+        if (now - refund.created_at).total_seconds() >= not_found_after:
+            refund = _settle(
+                refund, now, Refund.Status.FAILED, label=label, failure="Iamport shows no refund for this request"
             )
-        if payment.cancel_amount == known:
-            return _settle(
-                refund,
-                now,
-                Refund.Status.FAILED,
-                label="janitor",
-                failure="Iamport shows no refund for this request",
-            )
+            refunds_sync_from_gateway(attempt=refund.attempt, payment=payment, now=now)
+            return refund
     if raise_if_unknown:
         from billing.errors import PaymentPendingError
 
         raise PaymentPendingError(_("The refund was sent but Iamport has not confirmed it yet."))
     return refund
+
+
+def refunds_unsettled_due(*, now: dt.datetime) -> list[int]:
+    """Refunds the janitor should look at: every UNKNOWN one, and PENDING ones old enough that the request
+    that created them must have finished or died (BILLING_RECONCILE_PENDING_AFTER_SECONDS)."""
+    cutoff = now - dt.timedelta(seconds=settings.BILLING_RECONCILE_PENDING_AFTER_SECONDS)
+    unknown = Refund.objects.filter(status=Refund.Status.UNKNOWN)
+    stale = Refund.objects.filter(status=Refund.Status.PENDING, created_at__lte=cutoff)
+    return sorted(unknown.union(stale).values_list("id", flat=True))
+
+
+def refunds_reconcile_unsettled(*, now: dt.datetime, gateway=None) -> dict[str, int]:
+    """The janitor's refund half: settle every refund whose outcome we do not know. Safe to re-run."""
+    counts = {"checked": 0, "succeeded": 0, "failed": 0, "still_unknown": 0}
+    for refund_id in refunds_unsettled_due(now=now):
+        refund = refund_reconcile(refund_id=refund_id, now=now, gateway=gateway)
+        counts["checked"] += 1
+        counts[{"succeeded": "succeeded", "failed": "failed"}.get(refund.status, "still_unknown")] += 1
+    return counts
 
 
 def refunds_sync_from_gateway(*, attempt: PaymentAttempt, payment: GatewayPayment, now: dt.datetime) -> int:

@@ -1,4 +1,4 @@
-"""One billing run as of `now`: renewals, dunning retries, reconciliation. Safe to run twice."""
+"""One billing run as of `now`: reconciliation (charges and refunds), renewals, dunning retries. Safe to run twice."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections import Counter
 from django.conf import settings
 
 from billing.services.payments import payments_reconcile_unsettled
+from billing.services.refunds import refunds_reconcile_unsettled
 from subscriptions.services.dunning import invoices_retry, invoices_retry_due
 from subscriptions.services.lifecycle import subscriptions_due, subscriptions_renew
 
@@ -16,6 +17,7 @@ def billing_run(*, now: dt.datetime, gateway=None) -> dict[str, dict[str, int]]:
     """Synchronous: used by `manage.py billing_run`, the test clock and tests. Beat runs the same three
     sweeps as separate tasks that fan out one task per batch of subscriptions or invoices."""
     reconciled = payments_reconcile_unsettled(now=now, gateway=gateway)
+    refunds = refunds_reconcile_unsettled(now=now, gateway=gateway)
     renewals = Counter()
     for ids in in_batches(subscriptions_due(now=now)):
         renewals.update(subscriptions_renew(subscription_ids=ids, now=now, gateway=gateway).values())
@@ -23,7 +25,7 @@ def billing_run(*, now: dt.datetime, gateway=None) -> dict[str, dict[str, int]]:
     for ids in in_batches(invoices_retry_due(now=now)):
         attempts = invoices_retry(invoice_ids=ids, now=now, gateway=gateway).values()
         retries.update(attempt.status if attempt else "skipped" for attempt in attempts)
-    return {"reconciled": reconciled, "renewals": dict(renewals), "retries": dict(retries)}
+    return {"reconciled": reconciled, "refunds": refunds, "renewals": dict(renewals), "retries": dict(retries)}
 
 
 def in_batches(ids: list[int]) -> list[list[int]]:

@@ -76,6 +76,23 @@ def test_staff_refund_defaults_to_everything_refundable_when_no_amount_is_given(
     assert (payment["refunded_total"], payment["refundable"]) == (22_000, 0)
 
 
+def test_two_equal_partial_refunds_in_one_second_both_answer_201_and_are_both_recorded(
+    client_for, paid, staff_user, sandbox
+):
+    sandbox.freeze()  # Iamport stamps both cancellations with the same second
+    staff = client_for(staff_user("add_refund"))
+    url = f"/api/payments/{paid.payment.id}/refunds"
+
+    first = staff.post(url, {"amount": 500, "reason": "a"}, format="json")
+    second = staff.post(url, {"amount": 500, "reason": "b"}, format="json")
+
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert first.json()["status"] == second.json()["status"] == "succeeded"
+    payment = client_for(paid.user).get(f"/api/payments/{paid.payment.id}").json()
+    assert (payment["refunded_total"], payment["refundable"]) == (1_000, 21_000)
+    assert staff.post(url, {"amount": 500, "reason": "c"}, format="json").status_code == 201
+
+
 def test_staff_refund_answers_refund_exceeds_balance_400_when_above_what_is_left(client_for, paid, staff_user):
     staff = client_for(staff_user("add_refund"))
     staff.post(f"/api/payments/{paid.payment.id}/refunds", {"amount": 20_000, "reason": "partial"}, format="json")
