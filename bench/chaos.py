@@ -451,7 +451,6 @@ def main(argv=None) -> int:
         log(f"database {common.database_label()}, queue {queue}, seed {args.seed}")
         common.truncate_app_tables()
         ClockOffset.objects.all().delete()
-        clock.reset_cache()
         start = timezone.now()
         seed(n, start)
         plans = {

@@ -9,16 +9,9 @@ and runs the work that fell due. Services never call this: they take `now=`; ent
 from __future__ import annotations
 
 import datetime as dt
-import threading
-import time
 
 from django.conf import settings
 from django.utils import timezone
-
-_CACHE_SECONDS = 1.0
-_lock = threading.Lock()
-_cached_offset: int | None = None
-_cached_at = 0.0
 
 
 def _enabled() -> bool:
@@ -26,19 +19,16 @@ def _enabled() -> bool:
 
 
 def offset_seconds() -> int:
-    global _cached_offset, _cached_at
+    """The test clock's offset, read from the database at every call: never cached, because `manage.py clock`
+    moves it (and renews what fell due) while web and worker processes serve requests, and a process that
+    read an older offset would price a plan change before a period that has already begun. One primary-key
+    read, in dev and test only; production never reads it."""
     if not _enabled():
         return 0
-    with _lock:
-        if _cached_offset is not None and time.monotonic() - _cached_at < _CACHE_SECONDS:
-            return _cached_offset
     from billing.models import ClockOffset
 
     row = ClockOffset.objects.filter(pk=1).values_list("offset_seconds", flat=True).first()
-    with _lock:
-        _cached_offset = int(row or 0)
-        _cached_at = time.monotonic()
-        return _cached_offset
+    return int(row or 0)
 
 
 def now() -> dt.datetime:
@@ -47,7 +37,6 @@ def now() -> dt.datetime:
 
 def set_offset(seconds: int) -> None:
     """Dev and test only. Moving the clock backwards is refused: billing never un-happens."""
-    global _cached_offset, _cached_at
     if not _enabled():
         raise RuntimeError("The test clock is disabled in this environment (BILLING_TEST_CLOCK is off)")
     from billing.models import ClockOffset
@@ -56,9 +45,6 @@ def set_offset(seconds: int) -> None:
     if seconds < current:
         raise ValueError("The test clock only moves forward")
     ClockOffset.objects.update_or_create(pk=1, defaults={"offset_seconds": seconds})
-    with _lock:
-        _cached_offset = seconds
-        _cached_at = time.monotonic()
 
 
 def advance_to(moment: dt.datetime) -> dt.datetime:
@@ -66,9 +52,3 @@ def advance_to(moment: dt.datetime) -> dt.datetime:
     delta = (moment - timezone.now()).total_seconds()
     set_offset(max(offset_seconds(), int(delta + 0.999)))
     return now()
-
-
-def reset_cache() -> None:
-    global _cached_offset
-    with _lock:
-        _cached_offset = None

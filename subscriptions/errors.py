@@ -39,3 +39,21 @@ class PlanChangePreviewExpiredError(ApplicationError):
     code = "preview_expired"
     status_code = 409
     default_message = _("The preview has expired. Look at the new price again before confirming.")
+
+
+class ProrationAtInvalidError(ApplicationError):
+    code = "invalid_proration_at"
+    status_code = 400
+    default_message = _(
+        "proration_at must be an instant of the last 15 minutes within the current billing period "
+        "(the priced_at of a recent preview). Omit it to price the change now."
+    )
+
+
+class PeriodNotCurrentError(ApplicationError):
+    code = "period_not_current"
+    status_code = 409
+    default_message = _(
+        "Your billing period is being renewed right now. Try again in a minute; the price will be worked out "
+        "for the new period."
+    )

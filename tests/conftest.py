@@ -41,13 +41,3 @@ def gateway(sandbox, settings):
 
     reset_gateway()
     return get_gateway()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_test_clock():
-    """The test clock caches its offset per process; every test starts from real time."""
-    from billing import clock
-
-    clock.reset_cache()
-    yield
-    clock.reset_cache()

@@ -53,8 +53,10 @@ class PlanChangeSerializer(PlanChoiceSerializer):
         required=False,
         allow_null=True,
         default=None,
-        help_text="The `priced_at` of a preview made at most 15 minutes ago: the change is priced at that instant, "
-        "so the amount charged is exactly the previewed amount_due. Omit it to price the change now.",
+        help_text="An instant of the last 15 minutes inside the current period, typically the `priced_at` of a "
+        "preview: the preview and the change are priced at that instant, so the amount charged is exactly the "
+        "previewed amount_due. Omit it to price now. Outside that window: 400 invalid_proration_at (preview) or "
+        "409 preview_expired (change).",
     )
 
 

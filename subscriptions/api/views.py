@@ -158,12 +158,16 @@ class SubscriptionDetailApi(RetrieveAPIView):
 class SubscriptionChangePreviewApi(APIView):
     @extend_schema(
         tags=["subscriptions"],
-        summary="What changing to a plan would cost now, and why (ko and en)",
+        summary="What changing to a plan would cost now (or at proration_at), and why (ko and en)",
         request=PlanChangeSerializer,
         responses={
             200: PlanChangePreviewSerializer,
             **error_responses(
-                {400: "validation_error, plan_not_available", **NOT_YOURS, 409: "plan_change_not_allowed"}
+                {
+                    400: "validation_error, plan_not_available, invalid_proration_at",
+                    **NOT_YOURS,
+                    409: "plan_change_not_allowed, period_not_current (the period is being renewed)",
+                }
             ),
         },
     )
@@ -172,7 +176,10 @@ class SubscriptionChangePreviewApi(APIView):
         serializer = PlanChangeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         preview = subscription_change_preview(
-            subscription=subscription, new_plan=serializer.validated_data["plan"], now=clock.now()
+            subscription=subscription,
+            new_plan=serializer.validated_data["plan"],
+            now=clock.now(),
+            proration_at=serializer.validated_data["proration_at"],
         )
         return Response(PlanChangePreviewSerializer(preview).data)
 

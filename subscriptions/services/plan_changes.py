@@ -22,7 +22,13 @@ from billing.models import Customer, Invoice
 from billing.services.audit import audit_record
 from billing.services.invoices import LineSpec, invoice_create, invoice_finalize
 from subscriptions import pricing
-from subscriptions.errors import PlanChangeNotAllowedError, PlanChangePreviewExpiredError, PlanNotAvailableError
+from subscriptions.errors import (
+    PeriodNotCurrentError,
+    PlanChangeNotAllowedError,
+    PlanChangePreviewExpiredError,
+    PlanNotAvailableError,
+    ProrationAtInvalidError,
+)
 from subscriptions.models import Plan, Subscription, SubscriptionInvoice
 from subscriptions.services.common import bounds, charge_invoice, locked, plan_label
 from subscriptions.services.schedules import schedule_sync_on_commit
@@ -101,11 +107,24 @@ def _check(sub: Subscription, new_plan: Plan) -> None:
         )
 
 
-def subscription_change_preview(*, subscription: Subscription, new_plan: Plan, now: dt.datetime) -> ChangePreview:
+def subscription_change_preview(
+    *, subscription: Subscription, new_plan: Plan, now: dt.datetime, proration_at: dt.datetime | None = None
+) -> ChangePreview:
+    """What changing to `new_plan` costs, priced at `proration_at` (an instant of the last 15 minutes inside
+    the current period, like Stripe's proration_date: ProrationAtInvalidError otherwise) or now.
+
+    An instant outside the current period means the period is being renewed (the sweep has not reached this
+    subscription yet, or a clock moved meanwhile): PeriodNotCurrentError, never a price for the wrong period."""
     _check(subscription, new_plan)
     kind = _kind(subscription, new_plan)
     current = subscription.plan
     start, end = subscription.current_period_start, subscription.current_period_end
+    if proration_at is not None:
+        if not (now - PREVIEW_VALID <= proration_at <= now) or proration_at < start:
+            raise ProrationAtInvalidError(field="proration_at")
+        now = proration_at
+    if kind in (UPGRADE, INTERVAL_CHANGE) and not (start <= now <= end):
+        raise PeriodNotCurrentError()
     if kind == UPGRADE:
         proration = pricing.prorate_change(
             old_amount=current.amount,

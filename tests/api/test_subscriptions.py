@@ -167,6 +167,71 @@ def test_preview_explains_a_downgrade_in_korean_and_english_when_the_new_plan_is
     assert "Basic" in body["explanation"]["en"][0]
 
 
+def preview(api, member, **body):
+    return api.post(f"/api/subscriptions/{member.subscription.id}/change-plan/preview", body, format="json")
+
+
+def test_preview_is_priced_at_proration_at_when_it_is_a_recent_instant_of_the_period(client_for, subscriber):
+    member = subscriber(plan="basic")
+    api = client_for(member.user)
+    first = preview(api, member, plan="pro").json()
+    clock.set_offset(clock.offset_seconds() + 10 * 60)  # ten minutes later: less of the period is left
+
+    again = preview(api, member, plan="pro", proration_at=first["priced_at"])
+    now = preview(api, member, plan="pro").json()
+
+    assert again.status_code == 200
+    assert (again.json()["amount_due"], again.json()["priced_at"]) == (first["amount_due"], first["priced_at"])
+    assert now["amount_due"] < first["amount_due"]  # without it: priced now, which is a different amount
+    confirmed = api.post(
+        f"/api/subscriptions/{member.subscription.id}/change-plan",
+        {"plan": "pro", "proration_at": first["priced_at"]},
+        format="json",
+    )
+    assert confirmed.status_code == 200
+    charged = Invoice.objects.filter(customer=member.customer).order_by("-id").first()
+    assert charged.total == first["amount_due"]
+
+
+@pytest.mark.parametrize(
+    "proration_at",
+    ["1900-01-01T00:00:00Z", "2999-01-01T00:00:00Z", "sixteen minutes ago"],
+    ids=["long-ago", "future", "not-an-instant"],
+)
+def test_preview_answers_400_and_says_why_when_proration_at_is_outside_the_window(client_for, subscriber, proration_at):
+    member = subscriber(plan="basic")
+
+    response = preview(client_for(member.user), member, plan="pro", proration_at=proration_at)
+
+    assert response.status_code == 400
+    error = error_of(response)
+    assert error["code"] in {"invalid_proration_at", "validation_error"}
+    assert "proration_at" in str(error)
+
+
+def test_preview_answers_400_invalid_proration_at_when_it_is_older_than_15_minutes(client_for, subscriber):
+    member = subscriber(plan="basic")
+    api = client_for(member.user)
+    stale = preview(api, member, plan="pro").json()["priced_at"]
+    clock.set_offset(clock.offset_seconds() + 16 * 60)
+
+    response = preview(api, member, plan="pro", proration_at=stale)
+
+    assert response.status_code == 400
+    assert (error_of(response)["code"], error_of(response)["field"]) == ("invalid_proration_at", "proration_at")
+
+
+def test_preview_answers_period_not_current_409_when_the_period_ended_before_its_renewal_ran(client_for, subscriber):
+    member = subscriber(plan="basic")
+    ended = member.subscription.current_period_end - clock.now()
+    clock.set_offset(clock.offset_seconds() + int(ended.total_seconds()) + 30)  # due; the sweep has not run yet
+
+    response = preview(client_for(member.user), member, plan="pro")
+
+    assert response.status_code == 409
+    assert error_of(response)["code"] == "period_not_current"
+
+
 def test_change_plan_schedules_a_downgrade_for_the_period_end_without_charging_when_cheaper(client_for, subscriber):
     member = subscriber(plan="pro")
 
