@@ -4,7 +4,6 @@ requests is answered in full, and it never holds more PostgreSQL connections tha
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import socket
 import subprocess
