@@ -211,7 +211,7 @@ def renewals_in_process(subscription_ids: list[int]) -> dict:
 
     from bench.worker import shape
     from billing.services.gateway import get_gateway
-    from subscriptions.services.lifecycle import subscription_renew, subscriptions_renew
+    from subscriptions.services.renewals import subscription_renew, subscriptions_renew
 
     gateway = get_gateway()
     gateway.get_token()
@@ -274,7 +274,7 @@ def profile_renewals(subscription_ids: list[int]) -> dict:
     from django.utils import timezone
 
     from billing.services.gateway import get_gateway
-    from subscriptions.services.lifecycle import subscriptions_renew
+    from subscriptions.services.renewals import subscriptions_renew
 
     gateway = get_gateway()
     profiler = cProfile.Profile(time.process_time)

@@ -247,7 +247,7 @@ class Webhooks:
 def due_work(now: dt.datetime) -> bool:
     from billing.services.payments import payments_unsettled_due
     from subscriptions.services.dunning import invoices_retry_due
-    from subscriptions.services.lifecycle import subscriptions_due
+    from subscriptions.services.renewals import subscriptions_due
 
     return bool(subscriptions_due(now=now, limit=1) or invoices_retry_due(now=now) or payments_unsettled_due(now=now))
 

@@ -4,7 +4,7 @@
 
 Seeds the real tables with set-based SQL (INSERT ... SELECT generate_series: users, customers, subscriptions):
 1% active and past their period end, ~9% canceled, ~5% trialing, the rest active with a period end spread over
-the next 30 days. Then runs `subscriptions.services.lifecycle.subscriptions_due(now=)` (cold once, then
+the next 30 days. Then runs `subscriptions.services.renewals.subscriptions_due(now=)` (cold once, then
 --repeat times), shows `EXPLAIN (ANALYZE, BUFFERS)` of the exact SQL it sent — before and after ANALYZE, since
 a bulk load leaves no statistics and this server runs with autovacuum off — and times the rest of the sweep
 task (`subscriptions_renew_due_task`: one publish per batch of BILLING_BATCH_SIZE due subscriptions)
@@ -95,7 +95,7 @@ def main(argv=None) -> dict:
     from django.utils import timezone
 
     from subscriptions.models import Plan, Subscription
-    from subscriptions.services.lifecycle import subscriptions_due
+    from subscriptions.services.renewals import subscriptions_due
     from subscriptions.tasks import subscriptions_renew_due_task
 
     log(f"database {common.database_label()}: seeding {args.subscriptions:,} subscriptions")

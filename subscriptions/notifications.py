@@ -35,19 +35,23 @@ def _send(customer: Customer, template: str, context: dict) -> None:
     send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [customer.email])
 
 
-def send_payment_failed(*, invoice_id: int, attempt_id: int) -> None:
-    invoice = Invoice.objects.select_related("customer").get(pk=invoice_id)
-    attempt = PaymentAttempt.objects.get(pk=attempt_id)
-    _send(
-        invoice.customer,
-        "payment_failed",
-        {
-            "invoice": invoice,
-            "attempt": attempt,
-            "update_card_url": _url("subscriptions:card", "/account/card/"),
-            "next_attempt_at": invoice.next_attempt_at,
-        },
-    )
+def send_payments_failed(*, failures: list[tuple[int, int]]) -> None:
+    """One email per failed charge, (invoice id, attempt id) each; the rows are read in two queries."""
+    invoices = Invoice.objects.select_related("customer").in_bulk([invoice_id for invoice_id, _ in failures])
+    attempts = PaymentAttempt.objects.in_bulk([attempt_id for _, attempt_id in failures])
+    update_card_url = _url("subscriptions:card", "/account/card/")
+    for invoice_id, attempt_id in failures:
+        invoice = invoices[invoice_id]
+        _send(
+            invoice.customer,
+            "payment_failed",
+            {
+                "invoice": invoice,
+                "attempt": attempts[attempt_id],
+                "update_card_url": update_card_url,
+                "next_attempt_at": invoice.next_attempt_at,
+            },
+        )
 
 
 def send_trial_ending(*, subscription_id: int) -> None:

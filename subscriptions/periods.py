@@ -1,6 +1,7 @@
 """Anchored billing calendar in Asia/Seoul: where each billing period of a subscription starts and ends.
 
-This module owns the calendar maths only; it knows nothing about Django, plans or money.
+This module owns the calendar maths only; it knows nothing about Django or money. `bounds` and `index_at` take
+anything with a plan's `interval` and `interval_count`.
 
 Rules (see style.md §6):
 
@@ -37,6 +38,8 @@ __all__ = [
     "Interval",
     "Period",
     "add_interval",
+    "bounds",
+    "index_at",
     "period_bounds",
     "period_containing",
     "period_index_at",
@@ -156,3 +159,13 @@ def _check_aware(value: datetime, name: str) -> None:
         raise TypeError(f"{name} must be a datetime, got {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{name} must be an aware datetime, got naive {value.isoformat()}")
+
+
+def bounds(*, anchor: datetime, plan, index: int) -> tuple[datetime, datetime]:
+    """`period_bounds` for a plan (any object with `interval` and `interval_count`)."""
+    return period_bounds(anchor, interval=plan.interval, count=plan.interval_count, index=index)
+
+
+def index_at(*, anchor: datetime, plan, moment: datetime) -> int:
+    """`period_index_at` for a plan (any object with `interval` and `interval_count`)."""
+    return period_index_at(anchor, interval=plan.interval, count=plan.interval_count, moment=moment)

@@ -284,3 +284,10 @@ def invoice_receipt(*, customer: Customer, invoice_id: int) -> Invoice | None:
         .first()
     )
     return invoice
+
+
+def subscription_locked(subscription_id: int) -> Subscription:
+    """The subscription, its row locked until the caller's transaction ends, with plan and customer loaded."""
+    return (
+        Subscription.objects.select_for_update(of=("self",)).select_related("plan", "customer").get(pk=subscription_id)
+    )

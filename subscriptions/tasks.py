@@ -8,7 +8,7 @@ from celery import shared_task
 
 from billing import clock
 from subscriptions.services.dunning import invoices_retry, invoices_retry_due
-from subscriptions.services.lifecycle import subscriptions_due, subscriptions_renew
+from subscriptions.services.renewals import subscriptions_due, subscriptions_renew
 from subscriptions.services.sweep import in_batches
 
 

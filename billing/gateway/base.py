@@ -9,10 +9,25 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Generic, Literal, Protocol, TypeVar, runtime_checkable
+from enum import StrEnum
+from typing import Generic, Protocol, TypeVar, runtime_checkable
 
-PaymentStatus = Literal["ready", "paid", "failed", "cancelled"]
-ScheduleStatus = Literal["scheduled", "executed", "revoked"]
+
+class GatewayPaymentStatus(StrEnum):
+    """A payment's status at the gateway. `code == 0` is not "paid": only PAID (and CANCELLED, money that moved
+    and was refunded) means money moved. A StrEnum, so it equals the wire value."""
+
+    READY = "ready"  # started, not finished (e.g. a virtual account waiting)
+    PAID = "paid"
+    FAILED = "failed"  # declined by the card company or the PG; `fail_reason` says why
+    CANCELLED = "cancelled"  # refunded in full
+
+
+class GatewayScheduleStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    EXECUTED = "executed"
+    REVOKED = "revoked"
+
 
 T = TypeVar("T")
 
@@ -35,7 +50,7 @@ class GatewayPayment:
 
     imp_uid: str
     merchant_uid: str
-    status: str
+    status: str  # a GatewayPaymentStatus value
     amount: int
     cancel_amount: int = 0
     currency: str = "KRW"
@@ -63,16 +78,16 @@ class GatewayPayment:
     @property
     def is_paid(self) -> bool:
         """Approved and not fully refunded (a partial refund keeps the status ``paid``)."""
-        return self.status == "paid"
+        return self.status == GatewayPaymentStatus.PAID
 
     @property
     def is_failed(self) -> bool:
         """Declined by the card company / PG (``fail_reason`` says why)."""
-        return self.status == "failed"
+        return self.status == GatewayPaymentStatus.FAILED
 
     @property
     def is_cancelled(self) -> bool:
-        return self.status == "cancelled"
+        return self.status == GatewayPaymentStatus.CANCELLED
 
     @property
     def is_ready(self) -> bool:

@@ -1,10 +1,11 @@
 """Invoices: drafted with lines, finalized with a gapless number per year and fixed VAT parts, then paid,
-voided or written off. Status only moves forward: draft -> open -> paid | void | uncollectible."""
+voided or written off. Status only moves forward: draft -> open -> paid | void | uncollectible, and every move
+goes through `invoices_transition`."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -12,12 +13,71 @@ from django.db import connection, transaction
 from django.db.models import F
 
 from billing import signals
+from billing.bulk import rows_update
 from billing.errors import InvoiceNotPayableError
 from billing.models import AuditLog, Customer, Invoice, InvoiceLine
 from billing.money import split_vat
 from billing.services.audit import audit_entry, audit_record, audit_records
 
 KST = ZoneInfo("Asia/Seoul")
+Status = Invoice.Status
+
+# The statuses an invoice may move to, and from which: forward only.
+ALLOWED_FROM: dict[str, frozenset[str]] = {
+    Status.OPEN: frozenset({Status.DRAFT}),
+    Status.PAID: frozenset({Status.DRAFT, Status.OPEN}),  # from draft: finalized at 0 won (credit covers it)
+    Status.VOID: frozenset({Status.DRAFT, Status.OPEN}),
+    Status.UNCOLLECTIBLE: frozenset({Status.OPEN}),
+}
+
+
+def invoices_transition(
+    moves: Sequence[tuple[Invoice, str]],
+    *,
+    to: str,
+    fields: Sequence[str],
+    now: dt.datetime,
+    action: str,
+    label: str = "system",
+    actor=None,
+    reason: Callable[[Invoice], str] = lambda invoice: "",
+    data: Callable[[Invoice], dict] = lambda invoice: {},
+) -> list[Invoice]:
+    """The one way an invoice's status changes. Each move is (invoice with its new `fields` set in memory, the
+    status its row must still have). One guarded UPDATE per starting status and one audit INSERT, however many
+    invoices; returns the invoices it moved. A row no longer in its expected status is left alone and missing
+    from the result. Raises ValueError for a move `ALLOWED_FROM` does not allow."""
+    for invoice, previous in moves:
+        if previous not in ALLOWED_FROM[to]:
+            raise ValueError(f"invoice {invoice.pk}: {previous} -> {to} is not allowed")
+        invoice.status = to
+    moved_ids: set[int] = set()
+    for previous in sorted({start for _invoice, start in moves}):
+        moved_ids |= rows_update(
+            Invoice,
+            [invoice for invoice, start in moves if start == previous],
+            ("status", *fields),
+            where="billing_invoice.status = %s",
+            params=[previous],
+        )
+    moved = [(invoice, previous) for invoice, previous in moves if invoice.pk in moved_ids]
+    audit_records(
+        audit_entry(
+            at=now,
+            action=action,
+            obj=invoice,
+            actor=actor,
+            actor_label=label,
+            customer_id=invoice.customer_id,
+            amount=invoice.total,
+            from_status=previous,
+            to_status=to,
+            reason=reason(invoice),
+            data=data(invoice),
+        )
+        for invoice, previous in moved
+    )
+    return [invoice for invoice, _ in moved]
 
 
 @dataclass(frozen=True)
@@ -182,43 +242,59 @@ def invoice_finalize(*, invoice: Invoice, now: dt.datetime) -> Invoice:
         invoice.credit_applied = credit
         invoice.number = _next_numbers(now.astimezone(KST).year)[0]
         invoice.finalized_at = now
-        if invoice.total == 0:
-            invoice.status = Invoice.Status.PAID
-            invoice.paid_at = now
-        else:
-            invoice.status = Invoice.Status.OPEN
-        invoice.save()
-        _finalized_entry(invoice, now).save(force_insert=True)
-        if invoice.status == Invoice.Status.PAID:
-            signals.invoice_paid.send(sender=Invoice, invoice=invoice, attempt=None, now=now)
+        paid = invoice.total == 0
+        invoice.paid_at = now if paid else None
+        moved = invoices_transition(
+            [(invoice, Status.DRAFT)],
+            to=Status.PAID if paid else Status.OPEN,
+            fields=_FINALIZED_FIELDS,
+            now=now,
+            action="invoice.finalized",
+            data=_finalized_data,
+        )
+        if not moved:
+            raise InvoiceNotPayableError()
+        if paid:
+            signals.invoices_paid.send(sender=Invoice, payments=[(invoice, None)], now=now)
     return invoice
+
+
+_FINALIZED_FIELDS = (
+    "total",
+    "supply_amount",
+    "vat_amount",
+    "tax_free_amount",
+    "credit_applied",
+    "number",
+    "finalized_at",
+    "paid_at",
+)
+
+
+def _finalized_data(invoice: Invoice) -> dict:
+    return {"number": invoice.number, "credit_applied": invoice.credit_applied}
 
 
 def invoice_void(*, invoice: Invoice, now: dt.datetime, reason: str, actor=None) -> Invoice:
     """Void an open (or draft) invoice that has no unsettled or succeeded attempt."""
     with transaction.atomic():
         invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
-        if invoice.status not in (Invoice.Status.DRAFT, Invoice.Status.OPEN):
+        if invoice.status not in (Status.DRAFT, Status.OPEN):
             return invoice
         if invoice.attempts.filter(status__in=["pending", "unknown", "succeeded"]).exists():
             raise InvoiceNotPayableError()
-        previous = invoice.status
-        invoice.status = Invoice.Status.VOID
         invoice.voided_at = now
         invoice.next_attempt_at = None
-        invoice.save(update_fields=["status", "voided_at", "next_attempt_at"])
-        _return_credit(invoice, now=now, reason="invoice voided")
-        audit_record(
-            at=now,
+        invoices_transition(
+            [(invoice, invoice.status)],
+            to=Status.VOID,
+            fields=("voided_at", "next_attempt_at"),
+            now=now,
             action="invoice.voided",
-            obj=invoice,
             actor=actor,
-            customer_id=invoice.customer_id,
-            amount=invoice.total,
-            from_status=previous,
-            to_status=invoice.status,
-            reason=reason,
+            reason=lambda invoice: reason,
         )
+        _return_credit(invoice, now=now, reason="invoice voided")
     return invoice
 
 
@@ -238,19 +314,18 @@ def _return_credit(invoice: Invoice, *, now: dt.datetime, reason: str) -> None:
 
 
 def invoice_mark_uncollectible(*, invoice: Invoice, now: dt.datetime, reason: str) -> Invoice:
-    if invoice.status != Invoice.Status.OPEN:
-        return invoice
-    Invoice.objects.filter(pk=invoice.pk).update(status=Invoice.Status.UNCOLLECTIBLE, next_attempt_at=None)
-    _return_credit(invoice, now=now, reason=reason)
-    audit_record(
-        at=now,
-        action="invoice.uncollectible",
-        obj=invoice,
-        customer_id=invoice.customer_id,
-        amount=invoice.total,
-        from_status="open",
-        to_status="uncollectible",
-        reason=reason,
-    )
+    """Write off an open invoice (dunning gave up); its credit goes back to the customer."""
+    with transaction.atomic():
+        invoice.next_attempt_at = None
+        moved = invoices_transition(
+            [(invoice, Status.OPEN)],
+            to=Status.UNCOLLECTIBLE,
+            fields=("next_attempt_at",),
+            now=now,
+            action="invoice.uncollectible",
+            reason=lambda invoice: reason,
+        )
+        if moved:
+            _return_credit(invoice, now=now, reason=reason)
     invoice.refresh_from_db()
     return invoice

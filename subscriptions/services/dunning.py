@@ -10,6 +10,8 @@
   runs: cancel (default) or `unpaid` (BILLING_DUNNING_FINAL_ACTION).
 - Every failure emails the subscriber (ko/en) with a link to update the card; a new card retries the open
   invoice at once, on the same subscription.
+- Failures are decided a batch at a time (`dunning_on_failures`): a day when most cards still fail costs a few
+  statements per chunk of charges, like a day when they pay.
 - A charge the gateway refused for its rate (HTTP 429, a burst over a PG's cap) reached no card company: it is
   retried after 1, 2, 4, ... minutes without dunning, past due or email (BILLING_THROTTLED_RETRIES times).
 """
@@ -22,16 +24,18 @@ from collections.abc import Sequence
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Count, Q
 
+from billing.bulk import rows_update
 from billing.decline import GATEWAY, HARD
 from billing.models import Invoice, PaymentAttempt
 from billing.selectors import billing_keys_default
-from billing.services.audit import audit_record
+from billing.services.audit import audit_entry, audit_records
 from billing.services.invoices import invoice_mark_uncollectible
 from billing.services.payments import NOT_SENT, THROTTLED, payment_attempts_create, payments_charge
 from subscriptions import notifications
 from subscriptions.models import Subscription, SubscriptionInvoice
-from subscriptions.services.common import set_status
+from subscriptions.services.status import set_status, status_change
 
 logger = logging.getLogger(__name__)
 
@@ -40,15 +44,17 @@ def dunning_deadline(invoice: Invoice) -> dt.datetime:
     return invoice.first_failed_at + dt.timedelta(days=max(settings.BILLING_DUNNING_SOFT_RETRY_DAYS))
 
 
-def dunning_next_attempt_at(*, invoice: Invoice, decline_class: str, now: dt.datetime) -> dt.datetime | None:
+def dunning_next_attempt_at(
+    *, invoice: Invoice, decline_class: str, now: dt.datetime, gateway_failures: int = 0
+) -> dt.datetime | None:
     """When to try again after a failure at `now`, or None when the schedule is exhausted.
-    `invoice.first_failed_at` must already be set."""
+    `invoice.first_failed_at` must already be set; `gateway_failures` counts the invoice's failed attempts of
+    the gateway class, this one included."""
     first = invoice.first_failed_at
     if decline_class == HARD:
         deadline = dunning_deadline(invoice)
         return deadline if deadline > now else None
     if decline_class == GATEWAY:
-        gateway_failures = invoice.attempts.filter(status="failed", decline_class=GATEWAY).count()
         minutes = settings.BILLING_DUNNING_GATEWAY_RETRY_MINUTES
         if gateway_failures <= len(minutes):
             return now + dt.timedelta(minutes=minutes[gateway_failures - 1])
@@ -59,59 +65,86 @@ def dunning_next_attempt_at(*, invoice: Invoice, decline_class: str, now: dt.dat
     return None
 
 
-def dunning_on_failure(*, subscription: Subscription, invoice: Invoice, attempt: PaymentAttempt, now: dt.datetime):
-    """A renewal charge failed (called inside the settling transaction, subscription locked)."""
-    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
-    if invoice.status != Invoice.Status.OPEN:
+_DUNNING_FIELDS = ("first_failed_at", "last_decline_class", "last_failure_reason", "next_attempt_at")
+_PAST_DUE_FIELDS = ("status", "next_event_at", "updated_at")
+
+
+def dunning_on_failures(*, failures: Sequence[tuple[Subscription, Invoice, PaymentAttempt]], now: dt.datetime):
+    """Renewal charges failed (inside the settling transaction, the subscriptions locked): decide each one's
+    next step for the whole batch in a fixed number of statements. A charge that never reached the card
+    company for the gateway's rate is retried quietly; every other failure schedules the next retry (or
+    runs the final action when the schedule is exhausted), marks the subscription past due, and emails the
+    subscriber after commit."""
+    if not failures:
         return
-    if attempt.failure_code in (THROTTLED, NOT_SENT) and _retry_quietly(invoice, attempt, now):
-        return
-    if invoice.first_failed_at is None:
-        invoice.first_failed_at = now
-    invoice.last_decline_class = attempt.decline_class
-    invoice.last_failure_reason = attempt.failure_reason[:255]
-    invoice.next_attempt_at = dunning_next_attempt_at(invoice=invoice, decline_class=attempt.decline_class, now=now)
-    invoice.save(update_fields=["first_failed_at", "last_decline_class", "last_failure_reason", "next_attempt_at"])
-    audit_record(
-        at=now,
-        action="dunning.scheduled" if invoice.next_attempt_at else "dunning.exhausted",
-        obj=invoice,
-        customer=invoice.customer,
-        amount=invoice.total,
-        reason=attempt.failure_reason,
-        data={"class": attempt.decline_class, "next_attempt_at": str(invoice.next_attempt_at or "")},
-    )
-    if invoice.next_attempt_at is None:
+    invoices = {
+        invoice.pk: invoice
+        for invoice in Invoice.objects.select_for_update()
+        .select_related("customer")
+        .filter(pk__in=[invoice.pk for _, invoice, _ in failures], status=Invoice.Status.OPEN)
+        .order_by("pk")
+    }
+    counts = {
+        row["invoice_id"]: row
+        for row in PaymentAttempt.objects.filter(invoice_id__in=invoices)
+        .values("invoice_id")
+        .annotate(
+            refusals=Count("id", filter=Q(failure_code__in=(THROTTLED, NOT_SENT))),
+            gateway=Count("id", filter=Q(status=PaymentAttempt.Status.FAILED, decline_class=GATEWAY)),
+        )
+    }
+    quiet, dunned, past_due, entries, emails, finals = [], [], [], [], [], []
+    updated_at = Subscription._meta.get_field("updated_at")
+    for subscription, invoice, attempt in failures:
+        invoice = invoices.get(invoice.pk)
+        if invoice is None:
+            continue  # no longer open: nothing to chase
+        count = counts.get(invoice.pk, {"refusals": 0, "gateway": 0})
+        if attempt.failure_code in (THROTTLED, NOT_SENT) and count["refusals"] <= settings.BILLING_THROTTLED_RETRIES:
+            invoice.next_attempt_at = now + dt.timedelta(minutes=min(2 ** (count["refusals"] - 1), 30))
+            quiet.append(invoice)
+            entries.append(_dunning_entry(invoice, attempt, now, "dunning.throttled", refusals=count["refusals"]))
+            continue
+        if invoice.first_failed_at is None:
+            invoice.first_failed_at = now
+        invoice.last_decline_class = attempt.decline_class
+        invoice.last_failure_reason = attempt.failure_reason[:255]
+        invoice.next_attempt_at = dunning_next_attempt_at(
+            invoice=invoice, decline_class=attempt.decline_class, now=now, gateway_failures=count["gateway"]
+        )
+        dunned.append(invoice)
+        action = "dunning.scheduled" if invoice.next_attempt_at else "dunning.exhausted"
+        entries.append(_dunning_entry(invoice, attempt, now, action))
+        emails.append((invoice.pk, attempt.pk))
+        if invoice.next_attempt_at is None:
+            finals.append((subscription, invoice))
+        elif subscription.status in (Subscription.Status.ACTIVE, Subscription.Status.TRIALING):
+            entry = status_change(subscription, Subscription.Status.PAST_DUE, now=now, reason=attempt.failure_reason)
+            entries.append(entry)
+            # No new period starts while the current one is unpaid: the sweep waits for dunning to settle.
+            subscription.next_event_at = None
+            updated_at.pre_save(subscription, add=False)  # auto_now, as save() would
+            past_due.append(subscription)
+    rows_update(Invoice, quiet, ("next_attempt_at",))
+    rows_update(Invoice, dunned, _DUNNING_FIELDS)
+    rows_update(Subscription, past_due, _PAST_DUE_FIELDS)
+    audit_records(entries)
+    for subscription, invoice in finals:
         _final_action(subscription=subscription, invoice=invoice, now=now)
-    elif subscription.status in (Subscription.Status.ACTIVE, Subscription.Status.TRIALING):
-        set_status(subscription, Subscription.Status.PAST_DUE, now=now, reason=attempt.failure_reason)
-        # No new period starts while the current one is unpaid: the sweep waits for dunning to settle.
-        subscription.next_event_at = None
-        subscription.save()
-    invoice_id, attempt_id = invoice.pk, attempt.pk
-    transaction.on_commit(lambda: notifications.send_payment_failed(invoice_id=invoice_id, attempt_id=attempt_id))
+    if emails:
+        transaction.on_commit(lambda: notifications.send_payments_failed(failures=emails))
 
 
-def _retry_quietly(invoice: Invoice, attempt: PaymentAttempt, now: dt.datetime) -> bool:
-    """A charge refused for the gateway's rate (a billing burst over a PG's cap), or held back by our own
-    queue, never reached the card company: retry it after 1, 2, 4, ... minutes (at most 30) without starting
-    dunning, marking the subscription past due or emailing anyone. After BILLING_THROTTLED_RETRIES such
-    refusals it is treated as a gateway error. Returns whether it was rescheduled."""
-    refusals = invoice.attempts.filter(failure_code__in=(THROTTLED, NOT_SENT)).count()
-    if refusals > settings.BILLING_THROTTLED_RETRIES:
-        return False
-    invoice.next_attempt_at = now + dt.timedelta(minutes=min(2 ** (refusals - 1), 30))
-    invoice.save(update_fields=["next_attempt_at"])
-    audit_record(
+def _dunning_entry(invoice: Invoice, attempt: PaymentAttempt, now: dt.datetime, action: str, **data):
+    return audit_entry(
         at=now,
-        action="dunning.throttled",
+        action=action,
         obj=invoice,
         customer_id=invoice.customer_id,
         amount=invoice.total,
         reason=attempt.failure_reason,
-        data={"refusals": refusals, "next_attempt_at": str(invoice.next_attempt_at)},
+        data={"class": attempt.decline_class, "next_attempt_at": str(invoice.next_attempt_at or ""), **data},
     )
-    return True
 
 
 def _final_action(*, subscription: Subscription, invoice: Invoice, now: dt.datetime) -> None:

@@ -30,7 +30,9 @@ from subscriptions.errors import (
     ProrationAtInvalidError,
 )
 from subscriptions.models import Plan, Subscription, SubscriptionInvoice
-from subscriptions.services.common import bounds, charge_invoice, locked, plan_label
+from subscriptions.periods import bounds
+from subscriptions.selectors import subscription_locked as locked
+from subscriptions.services.renewals import charge_invoice, plan_label
 from subscriptions.services.schedules import schedule_sync_on_commit
 
 UPGRADE, DOWNGRADE, INTERVAL_CHANGE, CANCEL_PENDING = (

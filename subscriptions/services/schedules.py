@@ -33,7 +33,8 @@ from billing.services.payments import (
     webhook_url,
 )
 from subscriptions.models import Subscription, SubscriptionInvoice
-from subscriptions.services.common import locked, period_invoice
+from subscriptions.selectors import subscription_locked as locked
+from subscriptions.services.renewals import period_invoice
 
 logger = logging.getLogger(__name__)
 

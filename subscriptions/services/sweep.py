@@ -10,7 +10,7 @@ from django.conf import settings
 from billing.services.payments import payments_reconcile_unsettled
 from billing.services.refunds import refunds_reconcile_unsettled
 from subscriptions.services.dunning import invoices_retry, invoices_retry_due
-from subscriptions.services.lifecycle import subscriptions_due, subscriptions_renew
+from subscriptions.services.renewals import subscriptions_due, subscriptions_renew
 
 
 def billing_run(*, now: dt.datetime, gateway=None) -> dict[str, dict[str, int]]:

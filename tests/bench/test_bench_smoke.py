@@ -7,6 +7,7 @@ own database (kbilling_bench_smoke on the PostgreSQL the suite uses, else the em
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -18,7 +19,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SMOKE_DB = "kbilling_bench_smoke"
+# One database per checkout: two checkouts on one machine (a developer's and CI's) never truncate each other's.
+CHECKOUT = hashlib.sha1(str(ROOT).encode()).hexdigest()[:8]  # noqa: S324 - a name, not a secret
+SMOKE_DB = f"kbilling_bench_smoke_{CHECKOUT}"
 
 
 def _reachable(host: str, port: int) -> bool:

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import urllib.parse
 
-from tests.bench.test_bench_smoke import ROOT, bench_env  # noqa: F401 - the fixture
+from tests.bench.test_bench_smoke import CHECKOUT, ROOT, bench_env  # noqa: F401 - the fixture
 
 COUNTS = (
     "double_charges",
@@ -29,10 +29,10 @@ def test_chaos_small_run_balances(bench_env):  # noqa: F811
     if env.get("BENCH_DATABASE_URL"):
         parts = urllib.parse.urlsplit(env["BENCH_DATABASE_URL"])
         env["BENCH_DATABASE_URL"] = urllib.parse.urlunsplit(
-            (parts.scheme, parts.netloc, "/kbilling_bench_chaos_smoke", "", "")
+            (parts.scheme, parts.netloc, f"/kbilling_bench_chaos_smoke_{CHECKOUT}", "", "")
         )
     else:
-        env["EMBEDDED_DB_NAME"] = "kbilling_bench_chaos_smoke"
+        env["EMBEDDED_DB_NAME"] = f"kbilling_bench_chaos_smoke_{CHECKOUT}"
     completed = subprocess.run(
         [sys.executable, "bench/chaos.py", "--subscriptions", "12", "--months", "2", "--seed", "1"],
         cwd=ROOT,

@@ -10,9 +10,14 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from billing.errors import PaymentInProgressError, PaymentPendingError, RefundExceedsBalanceError
+from billing.errors import (
+    PaymentInProgressError,
+    PaymentPendingError,
+    RefundExceedsBalanceError,
+    RefundNotAllowedError,
+)
 from billing.models import AuditLog, PaymentAttempt, Refund
-from billing.services.payments import payment_charge
+from billing.services.payments import payment_attempt_create, payment_charge
 from billing.services.refunds import refund_create, refund_totals, refunds_reconcile_unsettled
 from subscriptions.services.sweep import billing_run
 from tests.billing.test_payments import open_invoice
@@ -26,10 +31,11 @@ def now():
     return timezone.now()
 
 
-def paid_attempt(gateway, now, amount=10_000) -> PaymentAttempt:
+def paid_attempt(gateway, now, amount=10_000, tax_free=0) -> PaymentAttempt:
     customer = make_customer()
     register_card(customer, gateway, now=now)
-    attempt = payment_charge(invoice_id=open_invoice(customer, now, amount=amount).pk, now=now, gateway=gateway)
+    invoice = open_invoice(customer, now, amount=amount, tax_free=tax_free)
+    attempt = payment_charge(invoice_id=invoice.pk, now=now, gateway=gateway)
     assert attempt.status == PaymentAttempt.Status.SUCCEEDED
     return attempt
 
@@ -216,3 +222,78 @@ def test_an_operator_settles_a_stuck_refund_at_once_from_the_admin(admin_client,
     # Once settled, the payment can be refunded again; the lost request's checksum no longer matches at Iamport.
     retried = refund_create(attempt_id=attempt.pk, amount=700, reason="again", now=now, gateway=gateway)
     assert retried.status == Refund.Status.SUCCEEDED
+
+
+def test_partial_then_full_refund_matches_iamport_and_splits_vat_exactly(sandbox, gateway, now):
+    attempt = paid_attempt(gateway, now, amount=22_000, tax_free=12_000)
+
+    first = refund_create(attempt_id=attempt.pk, amount=5_000, reason="partial", now=now, gateway=gateway)
+    rest = refund_create(attempt_id=attempt.pk, amount=None, reason="the rest", now=now, gateway=gateway)
+
+    assert (first.status, rest.status) == ("succeeded", "succeeded")
+    assert rest.amount == 17_000
+    assert first.tax_free_amount + rest.tax_free_amount == 12_000
+    assert first.vat_amount + rest.vat_amount == attempt.vat_amount
+    remote = gateway.get_payment(imp_uid=attempt.imp_uid)
+    assert (remote.status, remote.cancel_amount) == ("cancelled", 22_000)
+    assert {c.cancellation_id for c in remote.cancel_history} == {first.cancellation_id, rest.cancellation_id}
+
+
+def test_refund_above_the_refundable_balance_is_refused_and_changes_nothing(sandbox, gateway, now):
+    attempt = paid_attempt(gateway, now)
+    refund_create(attempt_id=attempt.pk, amount=6_000, reason="x", now=now, gateway=gateway)
+
+    with pytest.raises(RefundExceedsBalanceError) as excinfo:
+        refund_create(attempt_id=attempt.pk, amount=4_001, reason="too much", now=now, gateway=gateway)
+
+    assert excinfo.value.extra["refundable"] == 4_000
+    assert Refund.objects.filter(attempt=attempt).count() == 1
+    assert gateway.get_payment(imp_uid=attempt.imp_uid).cancel_amount == 6_000
+
+
+def test_checksum_makes_iamport_refuse_when_our_ledger_missed_a_refund(sandbox, gateway, now):
+    attempt = paid_attempt(gateway, now)
+    gateway.cancel_payment(imp_uid=attempt.imp_uid, amount=1_000, reason="made in the Iamport console")
+
+    with pytest.raises(Exception) as excinfo:
+        refund_create(attempt_id=attempt.pk, amount=9_500, reason="would over-refund", now=now, gateway=gateway)
+
+    assert getattr(excinfo.value, "code", "") == "refund_failed"
+    assert gateway.get_payment(imp_uid=attempt.imp_uid).cancel_amount == 1_000
+    assert Refund.objects.get(attempt=attempt).status == "failed"
+
+
+def test_only_succeeded_payments_can_be_refunded(sandbox, gateway, now):
+    customer = make_customer()
+    register_card(customer, gateway, now=now)
+    pending = payment_attempt_create(invoice_id=open_invoice(customer, now).pk, now=now)
+    with pytest.raises(RefundNotAllowedError):
+        refund_create(attempt_id=pending.pk, amount=100, reason="x", now=now, gateway=gateway)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_refunds_never_exceed_the_paid_amount(sandbox, gateway):
+    now = timezone.now()
+    attempt = paid_attempt(gateway, now)
+    sandbox.set_latency(200)  # both admins' requests overlap at Iamport
+    outcomes = []
+
+    def admin():
+        try:
+            outcomes.append(
+                refund_create(attempt_id=attempt.pk, amount=7_000, reason="race", now=now, gateway=gateway).status
+            )
+        except (PaymentInProgressError, RefundExceedsBalanceError) as exc:
+            outcomes.append(exc.code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=admin) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(outcomes) == ["payment_in_progress", "succeeded"]
+    assert refund_totals(attempt)["refunded"] == 7_000
+    assert gateway.get_payment(imp_uid=attempt.imp_uid).cancel_amount == 7_000

@@ -11,7 +11,7 @@ from django.db import connection
 
 from billing.models import AuditLog, Invoice, PaymentAttempt
 from billing.services.payments import payments_reconcile_unsettled
-from subscriptions.services.lifecycle import subscription_renew, subscriptions_renew
+from subscriptions.services.renewals import subscription_renew, subscriptions_renew
 from subscriptions.services.sweep import billing_run
 from tests.reliability.conftest import run_in_threads
 from tests.reliability.helpers import (

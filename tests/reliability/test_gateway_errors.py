@@ -11,7 +11,7 @@ from django.conf import settings as django_settings
 
 from billing.models import Invoice, PaymentAttempt
 from subscriptions.models import Subscription
-from subscriptions.services.lifecycle import subscription_renew
+from subscriptions.services.renewals import subscription_renew
 from subscriptions.services.sweep import billing_run
 from tests.reliability.helpers import again_requests, assert_books_balance, attempts_of, renewal_invoice
 

@@ -11,7 +11,7 @@ import pytest
 
 from billing.models import Invoice, PaymentAttempt
 from subscriptions.models import Subscription
-from subscriptions.services.lifecycle import subscriptions_renew
+from subscriptions.services.renewals import subscriptions_renew
 from subscriptions.services.sweep import billing_run
 from tests.reliability.helpers import again_requests, assert_books_balance, renewal_invoice
 

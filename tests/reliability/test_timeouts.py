@@ -16,7 +16,7 @@ from billing.models import Invoice, PaymentAttempt
 from billing.services.payments import payments_reconcile_unsettled
 from subscriptions.models import Subscription
 from subscriptions.services.dunning import invoice_retry
-from subscriptions.services.lifecycle import subscription_renew
+from subscriptions.services.renewals import subscription_renew
 from subscriptions.services.sweep import billing_run
 from tests.reliability.helpers import (
     again_requests,

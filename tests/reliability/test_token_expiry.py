@@ -9,7 +9,7 @@ import datetime as dt
 import pytest
 
 from billing.models import PaymentAttempt
-from subscriptions.services.lifecycle import subscription_renew
+from subscriptions.services.renewals import subscription_renew
 from tests.reliability.conftest import run_in_threads
 from tests.reliability.helpers import assert_books_balance, attempts_of, renewal_invoice
 

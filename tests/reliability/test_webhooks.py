@@ -14,7 +14,7 @@ import pytest
 
 from billing.models import AuditLog, Invoice, PaymentAttempt, Refund, WebhookEvent
 from billing.services.payments import payments_reconcile_unsettled
-from subscriptions.services.lifecycle import subscription_renew
+from subscriptions.services.renewals import subscription_renew
 from subscriptions.services.sweep import billing_run
 from tests.reliability.conftest import run_in_threads
 from tests.reliability.helpers import (

@@ -20,7 +20,7 @@ from billing.models import Invoice, PaymentAttempt
 from billing.tasks import payments_reconcile_unsettled_task
 from config.celery import app as celery_app
 from subscriptions.models import Subscription
-from subscriptions.services.lifecycle import subscription_renew
+from subscriptions.services.renewals import subscription_renew
 from subscriptions.services.sweep import billing_run
 from subscriptions.tasks import invoices_retry_due_task, subscriptions_renew_due_task, subscriptions_renew_task
 from tests.reliability.conftest import run_in_threads

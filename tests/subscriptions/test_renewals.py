@@ -11,14 +11,16 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.core import mail
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from billing.models import Customer, Invoice, PaymentAttempt
-from billing.services import payments
+from billing.models import AuditLog, Customer, Invoice, PaymentAttempt
+from billing.services.payments import charging
 from subscriptions.models import Subscription, SubscriptionInvoice
 from subscriptions.services.dunning import invoice_retry, invoices_retry
-from subscriptions.services.lifecycle import subscription_create, subscription_renew, subscriptions_renew
+from subscriptions.services.lifecycle import subscription_create
+from subscriptions.services.renewals import subscription_renew, subscriptions_renew
 from tests.factories import GOOD_CARD, PlanFactory, make_customer, register_card
 from tests.reliability.conftest import run_in_threads
 
@@ -65,7 +67,7 @@ def test_a_batch_costs_the_same_statements_whether_it_renews_two_subscriptions_o
 ):
     # One settling round per batch (outcomes are otherwise also recorded every half second, which depends on
     # how fast the box is): the count then depends only on the code.
-    monkeypatch.setattr(payments, "SETTLE_EVERY_SECONDS", 60.0)
+    monkeypatch.setattr(charging, "SETTLE_EVERY_SECONDS", 60.0)
     small = [subscribe() for _ in range(2)]
     large = [subscribe() for _ in range(10)]
     subscriptions_renew(subscription_ids=[subscribe().pk], now=RENEW_AT, gateway=gateway)  # warm-up
@@ -217,9 +219,8 @@ def declined_renewal(subscribe, gateway, sandbox, behaviour: str) -> Invoice:
 def test_a_retry_batch_costs_the_same_statements_whether_it_charges_two_invoices_or_eight(
     sandbox, gateway, subscribe, monkeypatch
 ):
-    # Declines are recorded one row at a time (each drives its own dunning); what a batch shares is the claim,
-    # the attempts and the booking of the charges that succeed: here every card has recovered.
-    monkeypatch.setattr(payments, "SETTLE_EVERY_SECONDS", 60.0)  # one settling round per batch
+    # Every card has recovered: the batch shares the claim, the attempts and the booking of the successes.
+    monkeypatch.setattr(charging, "SETTLE_EVERY_SECONDS", 60.0)  # one settling round per batch
     small = [declined_renewal(subscribe, gateway, sandbox, "insufficient_funds") for _ in range(2)]
     large = [declined_renewal(subscribe, gateway, sandbox, "insufficient_funds") for _ in range(8)]
     for invoice in small + large:
@@ -285,3 +286,55 @@ def test_a_charge_still_queued_when_the_janitor_would_look_at_it_is_never_sent_a
     )
     assert {a.status for a in retried.values()} == {"succeeded"}
     assert [charges_at_iamport(sandbox, sub) for sub in subs] == [2] * 6
+
+
+def test_a_batch_of_declines_costs_the_same_statements_whether_it_declines_two_renewals_or_ten(
+    sandbox, gateway, subscribe, monkeypatch, django_capture_on_commit_callbacks
+):
+    # Declines and their dunning are decided for the whole batch, like payments: a day when most cards fail is
+    # no slower per charge than a day when they pay.
+    monkeypatch.setattr(charging, "SETTLE_EVERY_SECONDS", 60.0)  # one settling round per batch
+    small = [subscribe() for _ in range(2)]
+    large = [subscribe() for _ in range(10)]
+    warm_up = subscribe()
+    for sub in [*small, *large, warm_up]:
+        sandbox.set_card_behaviour(sub.billing_key.customer_uid, "insufficient_funds")
+    subscriptions_renew(subscription_ids=[warm_up.pk], now=RENEW_AT, gateway=gateway)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        small_outcomes, small_statements = statements_of_a_batch(small, gateway)
+        large_outcomes, large_statements = statements_of_a_batch(large, gateway)
+
+    assert set(small_outcomes.values()) == set(large_outcomes.values()) == {"renewed:failed"}
+    assert small_statements == large_statements <= 30
+    for sub in small + large:
+        sub.refresh_from_db()
+        invoice = renewal_of(sub)
+        assert (sub.status, sub.next_event_at) == (S.PAST_DUE, None)
+        assert invoice.status == Invoice.Status.OPEN
+        assert invoice.next_attempt_at == RENEW_AT + dt.timedelta(days=1)  # the first soft retry
+        assert (invoice.last_decline_class, invoice.first_failed_at) == ("soft", RENEW_AT)
+    assert AuditLog.objects.filter(action="dunning.scheduled").count() == 13
+    assert len(mail.outbox) == 12  # each of the batches' subscribers told once, after commit
+
+
+def test_a_retry_batch_of_cards_that_still_fail_costs_the_same_statements_for_two_invoices_or_eight(
+    sandbox, gateway, subscribe, monkeypatch
+):
+    monkeypatch.setattr(charging, "SETTLE_EVERY_SECONDS", 60.0)
+    small = [declined_renewal(subscribe, gateway, sandbox, "insufficient_funds") for _ in range(2)]
+    large = [declined_renewal(subscribe, gateway, sandbox, "insufficient_funds") for _ in range(8)]
+    retry_at = RENEW_AT + dt.timedelta(days=1)
+
+    counts = []
+    for invoices in (small, large):
+        with CaptureQueriesContext(connection) as captured:
+            attempts = invoices_retry(invoice_ids=[i.pk for i in invoices], now=retry_at, gateway=gateway)
+        counts.append(len(captured.captured_queries))
+        assert {a.status for a in attempts.values()} == {"failed"}
+
+    assert counts[0] == counts[1], counts
+    for invoice in small + large:
+        invoice.refresh_from_db()
+        assert invoice.next_attempt_at == RENEW_AT + dt.timedelta(days=3)  # the second soft retry
+        assert invoice.first_failed_at == RENEW_AT

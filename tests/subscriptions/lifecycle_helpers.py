@@ -1,0 +1,35 @@
+"""Plain helpers of the subscription service tests (their fixtures are in conftest.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from zoneinfo import ZoneInfo
+
+from billing.models import Invoice
+from billing.services.webhooks import webhook_process, webhook_receive
+from subscriptions.models import Subscription
+
+KST = ZoneInfo("Asia/Seoul")
+S = Subscription.Status
+T0 = dt.datetime(2027, 1, 31, 10, 0, tzinfo=KST)
+
+
+def committed(service, **kwargs):
+    with committed.capture(execute=True):
+        return service(**kwargs)
+
+
+def deliver_webhooks(sandbox, gateway, now, seen: set) -> None:
+    """Deliver the sandbox's webhooks to our handler, as Iamport would POST them to notice_url."""
+    for delivery in sandbox.webhooks():
+        if delivery["seq"] in seen:
+            continue
+        seen.add(delivery["seq"])
+        body = delivery["body"] if isinstance(delivery["body"], str) else json.dumps(delivery["body"])
+        event = webhook_receive(raw_body=body, content_type="application/json", headers={}, source_ip=None, now=now)
+        webhook_process(event_id=event.pk, now=now, gateway=gateway)
+
+
+def paid_invoices(sub):
+    return list(Invoice.objects.filter(subscription_link__subscription=sub, status="paid").order_by("period_start"))
