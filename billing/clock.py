@@ -26,15 +26,27 @@ def _enabled() -> bool:
 
 
 def offset_seconds() -> int:
+    """The test clock's offset. While the database is unreachable the last offset read is kept (the offset only
+    moves forward, so a stale one at worst makes work due a little later); with none read yet the error
+    propagates."""
     global _cached_offset, _cached_at
     if not _enabled():
         return 0
     with _lock:
         if _cached_offset is not None and time.monotonic() - _cached_at < _CACHE_SECONDS:
             return _cached_offset
+    from django import db
+
     from billing.models import ClockOffset
 
-    row = ClockOffset.objects.filter(pk=1).values_list("offset_seconds", flat=True).first()
+    try:
+        row = ClockOffset.objects.filter(pk=1).values_list("offset_seconds", flat=True).first()
+    except (db.OperationalError, db.InterfaceError):
+        db.close_old_connections()  # the next read reconnects
+        with _lock:
+            if _cached_offset is None:
+                raise
+            return _cached_offset
     with _lock:
         _cached_offset = int(row or 0)
         _cached_at = time.monotonic()
