@@ -462,12 +462,18 @@ def main(argv=None) -> dict:
         started = time.time()
         subscriptions_renew_due_task.delay()
         settled, peak_connections, timed_out = 0, 0, False
-        while True:
-            time.sleep(0.25)
-            settled = attempts.exclude(status=PaymentAttempt.Status.PENDING).count()
+
+        def progress() -> tuple[int, int]:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
-                peak_connections = max(peak_connections, cursor.fetchone()[0])
+                sessions = cursor.fetchone()[0]
+            return attempts.exclude(status=PaymentAttempt.Status.PENDING).count(), sessions
+
+        while True:
+            time.sleep(0.25)
+            # A database restart during the run (an operator's experiment) is waited out, not fatal.
+            settled, sessions = common.retrying(progress, what="wait loop", timeout=max(timeout, 60.0))
+            peak_connections = max(peak_connections, sessions)
             if settled >= n:
                 break
             if time.time() - started > timeout:

@@ -4,9 +4,18 @@ Then the books are checked against the sandbox's ledger; exits non-zero when any
 
     .venv/bin/python bench/chaos.py --subscriptions 200 --months 3 --seed 1 [--workers 2 --concurrency 8]
 
-Database and broker as the other benchmarks (bench/README.md): kbilling_bench_chaos (or BENCH_DATABASE_URL /
-BENCH_EMBEDDED + EMBEDDED_DB_NAME), BENCH_BROKER_URL with a fresh queue. Settings: bench.chaos_settings
-(bench.settings with the DB-backed test clock on, so workers see the simulated time).
+    .venv/bin/python bench/chaos.py -n 200 -m 3 --seed 1 --db-restarts 3 --broker-restarts 2
+
+Database and broker are servers of its own (bench/servers.py), so it can restart them: a PostgreSQL cluster in a
+temp dir served by pg_ctl on a free port (database kbilling_bench_chaos), and a redis-server on a free port with
+appendonly yes. Never the machine's services. Settings: bench.chaos_settings (bench.settings with the DB-backed
+test clock on, so workers see the simulated time).
+
+`--db-restarts N`: N steps (seeded) get a PostgreSQL restart a random moment after their sweeps were sent
+(while the renewal batches run): a fast stop (`pg_ctl -m fast`) or a crash (`-m immediate`, WAL replay on
+start), down for 0.5-3 s. `--broker-restarts N` likewise restarts Redis (SIGTERM: the append-only file is
+flushed). For each restart the run reports how long after the server came back the first charge was settled
+and the due backlog drained. The driver's own database and broker calls wait restarts out (common.retrying).
 
 Per simulated day with due work (renewals, dunning retries, unsettled attempts): the app clock
 (billing.clock) and the sandbox clock move to that day; a seeded random.Random(S) decides the chaos of the step
@@ -23,6 +32,7 @@ Prints a table and, last, one JSON line.
 from __future__ import annotations
 
 import argparse
+import atexit
 import datetime as dt
 import json
 import os
@@ -46,6 +56,7 @@ BAD_CARD = "4000-0000-0000-9995"  # insufficient funds on every charge
 READ_TIMEOUT_S = 1.0  # the app's IAMPORT_READ_TIMEOUT in this run: a held request times out quickly
 HOLD_MS = 1300  # timeout_after_commit hold: longer than the read timeout
 COUNT_KEYS = (
+    "renewals_unattempted",
     "double_charges",
     "paid_not_recorded",
     "recorded_not_paid",
@@ -65,6 +76,8 @@ def parse_args(argv=None):
     parser.add_argument("--latency-ms", type=int, default=20, help="baseline sandbox latency")
     parser.add_argument("--chaos", type=float, default=1.0, help="scale of every fault probability (0 = none)")
     parser.add_argument("--step-timeout", type=float, default=300.0, help="most seconds to wait for one step")
+    parser.add_argument("--db-restarts", type=int, default=0, help="PostgreSQL restarts during the run (seeded)")
+    parser.add_argument("--broker-restarts", type=int, default=0, help="Redis restarts during the run (seeded)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (worker and sandbox logs)")
     return parser.parse_args(argv)
 
@@ -145,7 +158,10 @@ class Quiet:
 
     def _state(self) -> tuple[int, int]:
         size = sum(p.stat().st_size for p in self.workdir.glob("tasks-*.jsonl"))
-        backlog = self.redis.llen(self.queue) if self.redis is not None else 0
+        try:
+            backlog = self.redis.llen(self.queue) if self.redis is not None else 0
+        except Exception:  # the broker is restarting: count it as busy
+            backlog = 1
         return size, backlog
 
     def wait(self, quiet_s: float, timeout: float) -> bool:
@@ -227,16 +243,20 @@ class Webhooks:
             if rng.random() < 0.2 * chaos:
                 out.insert(rng.randrange(len(out) + 1), body)
                 self.duplicated += 1
-        now = clock.now()
+        now = common.retrying(clock.now, what="clock")
         for body in out:
-            event = webhook_receive(
-                raw_body=json.dumps(body),
-                content_type="application/json",
-                headers={"content-type": "application/json", "user-agent": "chaos"},
-                source_ip="127.0.0.1",
-                now=now,
+            # Stored again after a lost answer it is one more duplicate, which processing ignores.
+            event = common.retrying(
+                lambda body=body: webhook_receive(
+                    raw_body=json.dumps(body),
+                    content_type="application/json",
+                    headers={"content-type": "application/json", "user-agent": "chaos"},
+                    source_ip="127.0.0.1",
+                    now=now,
+                ),
+                what="webhook store",
             )
-            webhook_process_task.delay(event.pk)
+            common.retrying(lambda event=event: webhook_process_task.delay(event.pk), what="webhook publish")
         self.delivered += len(out)
         return len(out)
 
@@ -255,7 +275,7 @@ def due_work(now: dt.datetime) -> bool:
 def move_clocks(sandbox: common.SandboxProcess, moment: dt.datetime) -> dt.datetime:
     from billing import clock
 
-    now = clock.advance_to(moment)
+    now = common.retrying(lambda: clock.advance_to(moment), what="clock")
     try:
         sandbox.control.set_now(int(now.timestamp()))
     except Exception as exc:  # the sandbox clock ran ahead in real time: fine
@@ -336,10 +356,86 @@ def fire_sweeps(rng: random.Random, chaos: float, stats: Counter) -> None:
     from subscriptions.tasks import invoices_retry_due_task, subscriptions_renew_due_task
 
     for task in (subscriptions_renew_due_task, invoices_retry_due_task, payments_reconcile_unsettled_task):
-        task.delay()
+        common.retrying(task.delay, what="sweep publish")
         if rng.random() < 0.3 * chaos:  # beat fired twice
-            task.delay()
+            common.retrying(task.delay, what="sweep publish")
             stats["beat_fired_twice"] += 1
+
+
+# --- database and broker restarts ----------------------------------------------------------------------
+
+
+class Restarts:
+    """Seeded PostgreSQL and Redis restarts while a step's work runs, and how long the system took to recover
+    after the server came back: to the first charge settled then, and to no due renewal or dunning retry left
+    unattempted (the backlog drained). A random.Random of its own, so a seed's other chaos stays as it was."""
+
+    def __init__(self, seed: int, db_restarts: int, broker_restarts: int, pg, redis_server, timeout: float):
+        self.rng = random.Random(f"restarts-{seed}")
+        self.left = {"database": db_restarts, "broker": broker_restarts}
+        self.pg, self.redis_server, self.timeout = pg, redis_server, timeout
+        self.records: list[dict] = []
+
+    def during_step(self, step: int, renewals_due: bool) -> None:
+        for kind in ("database", "broker"):
+            if self.left[kind] and self.rng.random() < (0.6 if renewals_due else 0.2):
+                self.restart(kind, step)
+
+    def remaining(self) -> None:
+        """Restarts the steps did not use happen during settling (janitor and webhooks running)."""
+        for kind in ("database", "broker"):
+            while self.left[kind]:
+                self.restart(kind, "settling")
+
+    def restart(self, kind: str, step) -> None:
+        from billing import clock
+        from billing.models import PaymentAttempt
+        from subscriptions.services.dunning import invoices_retry_due
+        from subscriptions.services.renewals import subscriptions_due
+
+        def settled() -> int:
+            return PaymentAttempt.objects.filter(status__in=["succeeded", "failed"]).count()
+
+        def backlog() -> bool:
+            now = clock.now()
+            return bool(subscriptions_due(now=now, limit=1) or invoices_retry_due(now=now))
+
+        self.left[kind] -= 1
+        time.sleep(self.rng.uniform(0.05, 0.8))  # mid-batch: renewals are claimed, charged, recorded meanwhile
+        before = common.retrying(settled, what="restart")
+        down_s = self.rng.uniform(0.5, 3.0)
+        if kind == "database":
+            mode = self.rng.choice(["fast", "immediate"])
+            self.pg.stop(mode)
+        else:
+            mode = "sigterm"
+            self.redis_server.stop()
+        time.sleep(down_s)
+        (self.pg.start if kind == "database" else self.redis_server.start)()
+        back = time.monotonic()
+        first = drained = None
+        while time.monotonic() - back < self.timeout:
+            count = common.retrying(settled, what="recovery")
+            if first is None and count > before:
+                first = time.monotonic() - back
+            if not common.retrying(backlog, what="recovery"):
+                drained = time.monotonic() - back
+                break
+            time.sleep(0.1)
+        record = {"server": kind, "step": step, "mode": mode, "down_s": round(down_s, 2)}
+        record["to_first_settled_s"] = common.rnd(first, 2)
+        record["to_backlog_drained_s"] = common.rnd(drained, 2)
+        self.records.append(record)
+        log(f"{kind} restart ({mode}, {down_s:.1f}s down) at step {step}: {record}")
+
+    def summary(self) -> dict:
+        out: dict = {"restarts": self.records}
+        for kind in ("database", "broker"):
+            mine = [r for r in self.records if r["server"] == kind]
+            for key in ("to_first_settled_s", "to_backlog_drained_s"):
+                values = [r[key] for r in mine if r[key] is not None]
+                out[f"{kind}_{key}_max"] = max(values) if values else None
+        return out
 
 
 # --- the books -------------------------------------------------------------------------------------------
@@ -414,6 +510,14 @@ def main(argv=None) -> int:
     rng = random.Random(args.seed)
     wall0 = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="kbilling-chaos-"))
+    from bench.servers import PostgresCluster, RedisServer
+
+    pg, redis_server = PostgresCluster(), RedisServer()  # its own servers: they are restarted
+    atexit.register(pg.destroy)  # also when the run fails
+    atexit.register(redis_server.destroy)
+    os.environ.pop("BENCH_EMBEDDED", None)
+    os.environ["BENCH_DATABASE_URL"] = pg.url("kbilling_bench_chaos")
+    os.environ["BENCH_BROKER_URL"] = redis_server.url
     sandbox = common.SandboxProcess(workdir)
     dead = common.free_port()  # nothing listens: the sandbox records each webhook and fails to post it
     app_env = {
@@ -438,6 +542,7 @@ def main(argv=None) -> int:
     from billing.models import ClockOffset, PaymentAttempt
     from billing.services.payments import payments_reconcile_unsettled
     from subscriptions.models import Plan
+    from subscriptions.services.renewals import subscriptions_due
 
     needed = args.workers * args.concurrency + 5
     if needed > common.connections_available():
@@ -447,6 +552,8 @@ def main(argv=None) -> int:
     workers = Workers(env, queue, workdir, args.concurrency)
     stats: Counter = Counter()
     steps = 0
+    restarts = Restarts(args.seed, args.db_restarts, args.broker_restarts, pg, redis_server, args.step_timeout)
+    last_moment = None
     try:
         log(f"database {common.database_label()}, queue {queue}, seed {args.seed}")
         common.truncate_app_tables()
@@ -485,12 +592,15 @@ def main(argv=None) -> int:
                 last_month = month
                 move_clocks(sandbox, moment)
                 customer_actions(rng, args.chaos, plans, stats)
-            if not due_work(moment):
+            if not common.retrying(lambda moment=moment: due_work(moment), what="due work"):
                 continue
             steps += 1
+            last_moment = moment
+            renewals_due = bool(common.retrying(lambda moment=moment: subscriptions_due(now=moment, limit=1)))
             move_clocks(sandbox, moment)
             stall = chaos_step(rng, args.chaos, sandbox, workers, flaky, bad_now, stats)
             fire_sweeps(rng, args.chaos, stats)
+            restarts.during_step(steps, renewals_due)
             if rng.random() < 0.35 * args.chaos:
                 time.sleep(rng.uniform(0.2, 1.0))  # mid-flight
                 workers.kill_one(rng)
@@ -504,28 +614,39 @@ def main(argv=None) -> int:
         sandbox.control.set_latency(0)
         sandbox.control.set_rate_limit("again", None)
         workers.ensure(args.workers)
-        settle_now = clock.now()
+        restarts.remaining()
+        settle_now = common.retrying(clock.now, what="clock")
         for round_ in range(6):
             settle_now += dt.timedelta(seconds=settings.BILLING_RECONCILE_NOT_FOUND_AFTER_SECONDS + 60)
             move_clocks(sandbox, settle_now)
             from billing.tasks import payments_reconcile_unsettled_task
 
-            payments_reconcile_unsettled_task.delay()
+            common.retrying(payments_reconcile_unsettled_task.delay, what="janitor publish")
             hooks.deliver(rng, 0.0, everything=round_ == 0)
             quiet.wait(2.0 + READ_TIMEOUT_S, args.step_timeout)
             hooks.deliver(rng, 0.0)
             quiet.wait(1.0, args.step_timeout)
-            left = PaymentAttempt.objects.filter(status__in=["pending", "unknown"]).count()
+            left = common.retrying(
+                lambda: PaymentAttempt.objects.filter(status__in=["pending", "unknown"]).count(), what="settle"
+            )
             log(f"settle round {round_}: {left} attempts pending/unknown")
             if not left:
                 break
-        payments_reconcile_unsettled(now=clock.now())  # the janitor once more, in this process
+        common.retrying(lambda: payments_reconcile_unsettled(now=clock.now()), what="janitor")  # once more, here
     finally:
         workers.stop()
 
-    counts, info = check_books(sandbox)
+    counts, info = common.retrying(lambda: check_books(sandbox), what="books")
+    # Every subscription due as of the last step was attempted: none dropped by a restart (its sweep would only
+    # come with the next beat).
+    unattempted = subscriptions_due(now=last_moment) if last_moment else []
+    counts["renewals_unattempted"] = len(unattempted)
+    if unattempted:
+        info["examples"]["renewals_unattempted"] = list(unattempted[:5])
     sandbox.stop()
     common.purge_queue(queue)
+    pg.destroy()
+    redis_server.destroy()
     seconds = time.perf_counter() - wall0
     result = {
         "counts": counts,
@@ -536,7 +657,11 @@ def main(argv=None) -> int:
             "seed": args.seed,
             "workers": args.workers,
             "concurrency": args.concurrency,
+            "db_restarts": args.db_restarts,
+            "broker_restarts": args.broker_restarts,
         },
+        "servers": {"database": "own cluster (pg_ctl)", "broker": "own redis-server, appendonly yes"},
+        **restarts.summary(),
         "steps": steps,
         "seconds": round(seconds, 1),
         "chaos": {
@@ -548,6 +673,12 @@ def main(argv=None) -> int:
         },
         **info,
     }
+    for record in restarts.records:
+        print(
+            f"{record['server']} restart ({record['mode']}, {record['down_s']}s down) at step {record['step']}: "
+            f"first settled charge {record['to_first_settled_s']}s, backlog drained {record['to_backlog_drained_s']}s"
+            " after it came back"
+        )
     print(f"{'check':<22} {'count':>7}")
     for key in COUNT_KEYS:
         print(f"{key:<22} {counts[key]:>7}")

@@ -344,3 +344,30 @@ class CpuMeter:
         result["box_capacity"] = box1[1] - self.box0[1]
         result["wall"] = wall
         return result
+
+
+# --- riding out a database or broker restart -------------------------------------------------------------
+
+
+def retrying(call, *, what: str = "", timeout: float = 180.0):
+    """Run `call()`; while the database or the broker is away (restarted by the benchmark, or failing over),
+    close the dead connections and try again every half second, for at most `timeout` seconds. For the
+    benchmark's own reads and idempotent writes (a clock move, a webhook stored again is a duplicate)."""
+    from django import db
+    from kombu.exceptions import OperationalError as BrokerError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return call()
+        except (db.OperationalError, db.InterfaceError, BrokerError, RedisConnectionError) as exc:
+            if time.monotonic() > deadline:
+                raise
+            log(f"{what or 'driver'}: {type(exc).__name__}, retrying")
+            for conn in db.connections.all():
+                try:
+                    conn.close()  # the next query opens a new connection
+                except Exception:  # closing a dead socket may raise: it is closed either way
+                    conn.connection = None
+            time.sleep(0.5)

@@ -13,6 +13,8 @@ import datetime as dt
 from django.conf import settings
 from django.utils import timezone
 
+_last_read: int | None = None  # for reads while the database is away
+
 
 def _enabled() -> bool:
     return bool(getattr(settings, "BILLING_TEST_CLOCK", False))
@@ -22,13 +24,26 @@ def offset_seconds() -> int:
     """The test clock's offset, read from the database at every call: never cached, because `manage.py clock`
     moves it (and renews what fell due) while web and worker processes serve requests, and a process that
     read an older offset would price a plan change before a period that has already begun. One primary-key
-    read, in dev and test only; production never reads it."""
+    read, in dev and test only; production never reads it.
+
+    While the database is unreachable the last offset read is used (the offset only moves forward, so a stale
+    one at worst makes work due a little later); with none read yet the error propagates."""
+    global _last_read
     if not _enabled():
         return 0
+    from django import db
+
     from billing.models import ClockOffset
 
-    row = ClockOffset.objects.filter(pk=1).values_list("offset_seconds", flat=True).first()
-    return int(row or 0)
+    try:
+        row = ClockOffset.objects.filter(pk=1).values_list("offset_seconds", flat=True).first()
+    except (db.OperationalError, db.InterfaceError):
+        db.close_old_connections()  # the next read reconnects
+        if _last_read is None:
+            raise
+        return _last_read
+    _last_read = int(row or 0)
+    return _last_read
 
 
 def now() -> dt.datetime:

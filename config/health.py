@@ -1,9 +1,13 @@
-"""GET /healthz: is the database reachable, is the broker reachable. For load balancers and `make run`."""
+"""GET /healthz: is the database reachable, is the broker reachable. For load balancers and `make run`.
+
+200 {"status": "ok", ...} when both answer; 503 {"status": "degraded", "down": ["database"], ...} naming what
+is unreachable otherwise (with Retry-After, as the other 503s while a dependency is away)."""
 
 from __future__ import annotations
 
 import time
 
+from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
@@ -39,5 +43,9 @@ def _check_broker() -> dict:
 @require_GET
 def healthz(request):
     checks = {"database": _check_database(), "broker": _check_broker()}
-    healthy = all(check["ok"] for check in checks.values())
-    return JsonResponse({"status": "ok" if healthy else "degraded", **checks}, status=200 if healthy else 503)
+    down = [name for name, check in checks.items() if not check["ok"]]
+    if not down:
+        return JsonResponse({"status": "ok", **checks})
+    response = JsonResponse({"status": "degraded", "down": down, **checks}, status=503)
+    response["Retry-After"] = str(settings.SERVICE_UNAVAILABLE_RETRY_AFTER_SECONDS)
+    return response

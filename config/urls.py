@@ -5,6 +5,9 @@ from billing.views import iamport_webhook
 from config.health import healthz
 from subscriptions.views import LoginView
 
+# A database or broker error outside a view (a session saved after the response) is a 503 too, not a 500.
+handler500 = "config.unavailable.server_error"
+
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("iamport/webhook", iamport_webhook, name="iamport-webhook"),

@@ -215,7 +215,7 @@ def _next_numbers(year: int, count: int = 1) -> list[str]:
 
 def invoice_finalize(*, invoice: Invoice, now: dt.datetime) -> Invoice:
     """Open the invoice: fix its total and VAT parts and give it the next number of its KST year.
-    An invoice that comes to 0 won (e.g. covered by credit) is paid at once and `invoice_paid` is sent.
+    An invoice that comes to 0 won (e.g. covered by credit) is paid at once and `invoices_paid` is sent.
 
     Credit on the customer's balance is applied here, as a line.
     In the caller's transaction, the number sequence row stays locked until it commits (gapless numbers).

@@ -71,6 +71,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # 503 + Retry-After (not a 500) while the database or the broker is unreachable (config/unavailable.py).
+    "config.unavailable.ServiceUnavailableMiddleware",
     # Serves /static/ from gunicorn too (docker-compose, production) with compression and far-future caching.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -120,6 +122,12 @@ else:
             "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 60),
         }
     }
+# A persistent connection is checked before its first use in each request or task: after a database restart or
+# failover the first query reconnects instead of failing on the dead socket.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A connection attempt to a database that is gone (a failover's old address) gives up after this many seconds
+# rather than the kernel's TCP timeout, so requests answer 503 quickly and tasks reach their retry.
+DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DB_CONNECT_TIMEOUT", 5)
 if env("DATABASE_NAME"):  # lets a Celery worker started by a test attach to the test database
     DATABASES["default"]["NAME"] = env("DATABASE_NAME")
 DATABASES["default"].setdefault("TEST", {})
@@ -215,6 +223,30 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# --- riding out a lost database or broker (README, Operations) ---
+# A worker that loses the broker reconnects for as long as it takes (None = forever) instead of exiting after
+# 100 tries; tasks it had received but not acknowledged (acks_late) are delivered again.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", 4.0)
+# Publishing (a sweep's fan-out, a retry, a webhook's processing) waits out a short broker restart.
+CELERY_TASK_PUBLISH_RETRY = True
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": env_int("CELERY_PUBLISH_MAX_RETRIES", 6),
+    "interval_start": 0.2,
+    "interval_step": 0.5,
+    "interval_max": 2.0,
+}
+# A task that fails because the database or the broker went away (config.celery.InfrastructureRetryTask) is
+# retried after a jittered backoff: between half and all of min(MAX, BASE x 2^retries) seconds. MAX stays
+# below the beat's sweep interval (60 s), so a due subscription is attempted within one sweep interval after
+# the database is back; RETRIES bounds the whole wait (20 retries at the 30 s cap: about 8 minutes, longer
+# than a managed failover). Every task re-checks its rows, so a retry never charges twice.
+TASK_INFRA_RETRY_BASE_SECONDS = env_float("TASK_INFRA_RETRY_BASE_SECONDS", 1.0)
+TASK_INFRA_RETRY_MAX_SECONDS = env_float("TASK_INFRA_RETRY_MAX_SECONDS", 30.0)
+TASK_INFRA_RETRIES = env_int("TASK_INFRA_RETRIES", 20)
+# What a request answers while the database (or, for a write that enqueues work, the broker) is unreachable:
+# 503 with this Retry-After (config.unavailable).
+SERVICE_UNAVAILABLE_RETRY_AFTER_SECONDS = env_int("SERVICE_UNAVAILABLE_RETRY_AFTER_SECONDS", 30)
 
 # --- Iamport ------------------------------------------------------------------------------------
 BILLING_GATEWAY = env("BILLING_GATEWAY", "billing.gateway.iamport.IamportGateway")

@@ -391,7 +391,7 @@ def _link(request: PeriodRequest, invoice: Invoice, start, end, now) -> Subscrip
 
 def _period_invoice_with_credit(request: PeriodRequest, start, end, now: dt.datetime) -> Invoice:
     """Draft, link, then finalize: finalizing applies the customer's credit under the customer's lock, and an
-    invoice it covers entirely is paid at once (its `invoice_paid` receiver needs the link)."""
+    invoice it covers entirely is paid at once (the `invoices_paid` receiver needs the link)."""
     with translation.override("ko"):
         invoice = invoice_create(
             customer=request.subscription.customer,

@@ -1,4 +1,4 @@
-"""GET /healthz reports database and broker reachability."""
+"""GET /healthz reports database and broker reachability (a database outage: tests/reliability/test_web_outage.py)."""
 
 import pytest
 
@@ -12,6 +12,7 @@ def test_healthz_reports_ok_when_database_and_broker_answer(client):
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"
+    assert "down" not in body
     assert body["database"]["ok"] is True
     assert body["broker"]["ok"] is True
 
@@ -30,5 +31,7 @@ def test_healthz_is_503_when_broker_is_unreachable(client, monkeypatch):
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "degraded"
+    assert body["down"] == ["broker"]
+    assert response["Retry-After"]
     assert body["database"]["ok"] is True
     assert body["broker"] == {"ok": False, "error": body["broker"]["error"]}
