@@ -7,6 +7,11 @@ from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
 
+class FieldErrorSerializer(serializers.Serializer):
+    message = serializers.CharField(help_text="Human-readable, translated.")
+    code = serializers.CharField(help_text="Stable: required, invalid, null, min_value, unknown_field, ...")
+
+
 class ErrorDetailSerializer(serializers.Serializer):
     # Built in get_fields because a declared attribute named "fields" would hide Serializer.fields.
     def get_fields(self):
@@ -16,10 +21,27 @@ class ErrorDetailSerializer(serializers.Serializer):
             ),
             "message": serializers.CharField(help_text="Human-readable, translated (Accept-Language: ko or en)."),
             "fields": serializers.DictField(
+                child=serializers.ListField(child=FieldErrorSerializer()),
                 required=False,
-                help_text="validation_error only: for each invalid field, a list of {message, code}.",
+                help_text="validation_error only: for each invalid field (or non_field_errors), its errors.",
+            ),
+            "unknown_fields": serializers.ListField(
+                child=serializers.CharField(),
+                required=False,
+                help_text="validation_error only: keys of the body this endpoint does not take (nothing was done).",
             ),
             "retry_after": serializers.IntegerField(required=False, help_text="throttled only: seconds to wait."),
+            "field": serializers.CharField(required=False, help_text="The parameter at fault, when one is."),
+            "reason": serializers.CharField(required=False, help_text="payment_declined: the card company's reason."),
+            "decline_class": serializers.CharField(required=False, help_text="payment_declined: how to recover."),
+            "subscription_id": serializers.IntegerField(
+                required=False, help_text="payment_declined, payment_pending: the subscription waiting for payment."
+            ),
+            "refundable": serializers.IntegerField(
+                required=False, help_text="refund_exceeds_balance: won still refundable."
+            ),
+            "refund_amount": serializers.IntegerField(required=False, help_text="refund_exceeds_balance: won asked."),
+            "paid_total": serializers.IntegerField(required=False, help_text="refund_exceeds_balance: won paid."),
         }
 
 

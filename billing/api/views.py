@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 
 from billing import clock, selectors
 from billing.api.errors import InvalidCredentialsError
+from billing.api.inputs import NoBodySerializer, validated_body
 from billing.api.schema import AUTHENTICATED, PAGINATED, error_responses
 from billing.api.serializers import (
     AuthTokenCreateSerializer,
@@ -78,9 +79,13 @@ class CardRegistrationPrepareApi(APIView):
         tags=["billing keys"],
         summary="Start registering a card: the parameters for IMP.request_pay",
         request=None,
-        responses={201: CardRegistrationPrepareSerializer, **error_responses({**AUTHENTICATED, 429: "throttled"})},
+        responses={
+            201: CardRegistrationPrepareSerializer,
+            **error_responses({400: "validation_error (it takes no parameters)", **AUTHENTICATED, 429: "throttled"}),
+        },
     )
     def post(self, request):
+        validated_body(NoBodySerializer, request)
         customer = customer_get_or_create(user=request.user)
         prepared = card_registration_prepare(customer=customer, now=clock.now())
         return Response(CardRegistrationPrepareSerializer(prepared).data, status=status.HTTP_201_CREATED)
@@ -188,18 +193,22 @@ class PaymentDetailApi(RetrieveAPIView):
 STAFF_ERRORS = {**AUTHENTICATED, 403: "permission_denied", 404: "not_found"}
 
 
-def _payment_for_staff(request, pk: int, *, permission: str) -> PaymentAttempt:
+def _refuse_unless_staff_with(request, permission: str, *, payment_pk: int) -> None:
     user = request.user
     if not user.is_staff:
         # A subscriber may see that refunds of their own payment are not theirs to make; of anyone else's
         # payment they learn nothing, not even that it exists.
-        if selectors.payments_for_user(user=user).filter(pk=pk).exists():
+        if selectors.payments_for_user(user=user).filter(pk=payment_pk).exists():
             raise PermissionDenied()
         raise NotFound()
     if not user.has_perm(permission):
         raise PermissionDenied(
             _("Your staff account lacks the %(permission)s permission.") % {"permission": permission}
         )
+
+
+def _payment_for_staff(request, pk: int, *, permission: str) -> PaymentAttempt:
+    _refuse_unless_staff_with(request, permission, payment_pk=pk)
     return get_object_or_404(selectors.payments_all(), pk=pk)
 
 
@@ -244,3 +253,18 @@ class PaymentRefundListCreateApi(GenericAPIView):
             actor=request.user,
         )
         return Response(StaffRefundSerializer(refund).data, status=status.HTTP_201_CREATED)
+
+
+class RefundDetailApi(APIView):
+    @extend_schema(
+        tags=["refunds (staff)"],
+        summary="One refund, by its id (staff, billing.view_refund)",
+        responses={200: StaffRefundSerializer, **error_responses(STAFF_ERRORS)},
+    )
+    def get(self, request, pk: int):
+        refund = selectors.refund_get(pk=pk)
+        # Not found and not allowed must look the same to a subscriber as for a payment that is not theirs.
+        _refuse_unless_staff_with(request, "billing.view_refund", payment_pk=refund.attempt_id if refund else 0)
+        if refund is None:
+            raise NotFound()
+        return Response(StaffRefundSerializer(refund).data)

@@ -16,8 +16,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing import clock
+from billing.api.inputs import NoBodySerializer, validated_body
 from billing.api.schema import AUTHENTICATED, PAGINATED, error_responses
-from billing.api.serializers import public_failure_reason
+from billing.api.serializers import BillingKeySerializer, public_failure_reason
 from billing.errors import PaymentDeclinedError, PaymentPendingError
 from billing.models import PaymentAttempt
 from billing.services.billing_keys import billing_key_delete
@@ -90,6 +91,20 @@ def _raise_unless_first_charge_went_through(subscription: Subscription) -> None:
 class PlanListApi(ListAPIView):
     permission_classes = [AllowAny]
     serializer_class = PlanSerializer
+
+    def get_queryset(self):
+        return selectors.plans_available()
+
+
+@extend_schema(
+    tags=["plans"],
+    summary="One plan on sale, by its code (public)",
+    responses={200: PlanSerializer, **error_responses({404: "not_found (no such plan, or not on sale)"})},
+)
+class PlanDetailApi(RetrieveAPIView):
+    permission_classes = [AllowAny]
+    serializer_class = PlanSerializer
+    lookup_field = "code"
 
     def get_queryset(self):
         return selectors.plans_available()
@@ -237,10 +252,14 @@ class SubscriptionResumeApi(APIView):
         tags=["subscriptions"],
         summary="Undo a scheduled cancel or pause, or end a pause now (charging the current period)",
         request=None,
-        responses={200: SubscriptionSerializer, **error_responses({**NOT_YOURS, 409: STATE})},
+        responses={
+            200: SubscriptionSerializer,
+            **error_responses({400: "validation_error (it takes no parameters)", **NOT_YOURS, 409: STATE}),
+        },
     )
     def post(self, request, pk: int):
         subscription = _subscription_or_404(request, pk)
+        validated_body(NoBodySerializer, request)
         subscription = subscription_resume(subscription=subscription, now=clock.now(), actor=request.user)
         return Response(SubscriptionSerializer(subscription).data)
 
@@ -271,7 +290,15 @@ class SubscriptionPauseApi(APIView):
 # --- removing a card: here, not in billing.api, because it must know about subscriptions ------------------
 
 
-class BillingKeyDeleteApi(APIView):
+class BillingKeyDetailApi(APIView):
+    @extend_schema(
+        tags=["billing keys"],
+        summary="One of your active cards",
+        responses={200: BillingKeySerializer, **error_responses(NOT_YOURS)},
+    )
+    def get(self, request, pk: int):
+        return Response(BillingKeySerializer(_billing_key_or_404(request, pk)).data)
+
     @extend_schema(
         tags=["billing keys"],
         summary="Remove a card (deleted at Iamport too)",
@@ -280,6 +307,7 @@ class BillingKeyDeleteApi(APIView):
             204: None,
             **error_responses(
                 {
+                    400: "validation_error (it takes no parameters)",
                     **NOT_YOURS,
                     409: "billing_key_in_use (the only card of a live subscription)",
                     503: "gateway_unavailable",
@@ -288,10 +316,16 @@ class BillingKeyDeleteApi(APIView):
         },
     )
     def delete(self, request, pk: int):
-        billing_key = selectors.billing_key_for_user(user=request.user, pk=pk)
-        if billing_key is None:
-            raise NotFound()
+        billing_key = _billing_key_or_404(request, pk)
+        validated_body(NoBodySerializer, request)
         if selectors.billing_key_is_only_card_of_live_subscription(billing_key=billing_key):
             raise BillingKeyInUseError()
         billing_key_delete(billing_key=billing_key, now=clock.now(), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _billing_key_or_404(request, pk: int):
+    billing_key = selectors.billing_key_for_user(user=request.user, pk=pk)
+    if billing_key is None:
+        raise NotFound()
+    return billing_key
