@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.contrib.auth import authenticate
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import NotFound, PermissionDenied
@@ -50,6 +50,7 @@ class AuthTokenCreateApi(APIView):
 
     @extend_schema(
         tags=["auth"],
+        operation_id="auth_token_create",
         summary="Exchange a username and password for an API token",
         request=AuthTokenCreateSerializer,
         responses={
@@ -77,6 +78,7 @@ class CardRegistrationPrepareApi(APIView):
 
     @extend_schema(
         tags=["billing keys"],
+        operation_id="billing_key_prepare",
         summary="Start registering a card: the parameters for IMP.request_pay",
         request=None,
         responses={
@@ -97,6 +99,7 @@ class CardRegistrationConfirmApi(APIView):
 
     @extend_schema(
         tags=["billing keys"],
+        operation_id="billing_key_confirm",
         summary="Confirm a card registration with Iamport; the card becomes the default",
         request=CardRegistrationConfirmSerializer,
         responses={
@@ -122,10 +125,13 @@ class CardRegistrationConfirmApi(APIView):
         return Response(BillingKeySerializer(key).data, status=status.HTTP_201_CREATED)
 
 
-@extend_schema(
-    tags=["billing keys"],
-    summary="Your active cards",
-    responses={200: BillingKeySerializer(many=True), **error_responses({**AUTHENTICATED, **PAGINATED})},
+@extend_schema_view(
+    get=extend_schema(
+        tags=["billing keys"],
+        operation_id="billing_keys_list",
+        summary="Your active cards",
+        responses={200: BillingKeySerializer(many=True), **error_responses({**AUTHENTICATED, **PAGINATED})},
+    )
 )
 class BillingKeyListApi(ListAPIView):
     serializer_class = BillingKeySerializer
@@ -137,10 +143,13 @@ class BillingKeyListApi(ListAPIView):
 # --- invoices ------------------------------------------------------------------------------------------
 
 
-@extend_schema(
-    tags=["invoices"],
-    summary="Your invoices, newest first",
-    responses={200: InvoiceSerializer(many=True), **error_responses({**AUTHENTICATED, **PAGINATED})},
+@extend_schema_view(
+    get=extend_schema(
+        tags=["invoices"],
+        operation_id="invoices_list",
+        summary="Your invoices, newest first",
+        responses={200: InvoiceSerializer(many=True), **error_responses({**AUTHENTICATED, **PAGINATED})},
+    )
 )
 class InvoiceListApi(ListAPIView):
     serializer_class = InvoiceSerializer
@@ -149,10 +158,13 @@ class InvoiceListApi(ListAPIView):
         return selectors.invoices_for_user(user=self.request.user)
 
 
-@extend_schema(
-    tags=["invoices"],
-    summary="One of your invoices",
-    responses={200: InvoiceSerializer, **error_responses({**AUTHENTICATED, 404: "not_found"})},
+@extend_schema_view(
+    get=extend_schema(
+        tags=["invoices"],
+        operation_id="invoice_retrieve",
+        summary="One of your invoices",
+        responses={200: InvoiceSerializer, **error_responses({**AUTHENTICATED, 404: "not_found"})},
+    )
 )
 class InvoiceDetailApi(RetrieveAPIView):
     serializer_class = InvoiceSerializer
@@ -164,10 +176,13 @@ class InvoiceDetailApi(RetrieveAPIView):
 # --- payments --------------------------------------------------------------------------------------------
 
 
-@extend_schema(
-    tags=["payments"],
-    summary="Your payment attempts, newest first",
-    responses={200: PaymentSerializer(many=True), **error_responses({**AUTHENTICATED, **PAGINATED})},
+@extend_schema_view(
+    get=extend_schema(
+        tags=["payments"],
+        operation_id="payments_list",
+        summary="Your payment attempts, newest first",
+        responses={200: PaymentSerializer(many=True), **error_responses({**AUTHENTICATED, **PAGINATED})},
+    )
 )
 class PaymentListApi(ListAPIView):
     serializer_class = PaymentSerializer
@@ -176,10 +191,13 @@ class PaymentListApi(ListAPIView):
         return selectors.payments_for_user(user=self.request.user)
 
 
-@extend_schema(
-    tags=["payments"],
-    summary="One of your payment attempts, with its refunds",
-    responses={200: PaymentSerializer, **error_responses({**AUTHENTICATED, 404: "not_found"})},
+@extend_schema_view(
+    get=extend_schema(
+        tags=["payments"],
+        operation_id="payment_retrieve",
+        summary="One of your payment attempts, with its refunds",
+        responses={200: PaymentSerializer, **error_responses({**AUTHENTICATED, 404: "not_found"})},
+    )
 )
 class PaymentDetailApi(RetrieveAPIView):
     serializer_class = PaymentSerializer
@@ -217,6 +235,7 @@ class PaymentRefundListCreateApi(GenericAPIView):
 
     @extend_schema(
         tags=["refunds (staff)"],
+        operation_id="payment_refunds_list",
         summary="Refunds of a payment (staff, billing.view_refund)",
         responses={200: StaffRefundSerializer(many=True), **error_responses(STAFF_ERRORS)},
     )
@@ -227,6 +246,7 @@ class PaymentRefundListCreateApi(GenericAPIView):
 
     @extend_schema(
         tags=["refunds (staff)"],
+        operation_id="refund_create",
         summary="Refund a payment, fully or partly (staff, billing.add_refund)",
         request=RefundCreateSerializer,
         responses={
@@ -258,6 +278,7 @@ class PaymentRefundListCreateApi(GenericAPIView):
 class RefundDetailApi(APIView):
     @extend_schema(
         tags=["refunds (staff)"],
+        operation_id="refund_retrieve",
         summary="One refund, by its id (staff, billing.view_refund)",
         responses={200: StaffRefundSerializer, **error_responses(STAFF_ERRORS)},
     )

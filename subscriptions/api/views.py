@@ -7,7 +7,7 @@ looks the subscription up before validating the body, so the answer never depend
 from __future__ import annotations
 
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.exceptions import NotFound
 from rest_framework.generics import GenericAPIView, ListAPIView, RetrieveAPIView
@@ -83,10 +83,13 @@ def _raise_unless_first_charge_went_through(subscription: Subscription) -> None:
 # --- plans -------------------------------------------------------------------------------------------
 
 
-@extend_schema(
-    tags=["plans"],
-    summary="Plans on sale (public)",
-    responses={200: PlanSerializer(many=True), **error_responses(PAGINATED)},
+@extend_schema_view(
+    get=extend_schema(
+        tags=["plans"],
+        operation_id="plans_list",
+        summary="Plans on sale (public)",
+        responses={200: PlanSerializer(many=True), **error_responses(PAGINATED)},
+    )
 )
 class PlanListApi(ListAPIView):
     permission_classes = [AllowAny]
@@ -96,10 +99,13 @@ class PlanListApi(ListAPIView):
         return selectors.plans_available()
 
 
-@extend_schema(
-    tags=["plans"],
-    summary="One plan on sale, by its code (public)",
-    responses={200: PlanSerializer, **error_responses({404: "not_found (no such plan, or not on sale)"})},
+@extend_schema_view(
+    get=extend_schema(
+        tags=["plans"],
+        operation_id="plan_retrieve",
+        summary="One plan on sale, by its code (public)",
+        responses={200: PlanSerializer, **error_responses({404: "not_found (no such plan, or not on sale)"})},
+    )
 )
 class PlanDetailApi(RetrieveAPIView):
     permission_classes = [AllowAny]
@@ -121,6 +127,7 @@ class SubscriptionListCreateApi(GenericAPIView):
 
     @extend_schema(
         tags=["subscriptions"],
+        operation_id="subscriptions_list",
         summary="Your subscriptions (the live one and ended ones), newest first",
         responses={200: SubscriptionSerializer(many=True), **error_responses({**AUTHENTICATED, **PAGINATED})},
     )
@@ -130,6 +137,7 @@ class SubscriptionListCreateApi(GenericAPIView):
 
     @extend_schema(
         tags=["subscriptions"],
+        operation_id="subscription_create",
         summary="Subscribe to a plan with your default card",
         description=(
             "Without a trial the first period is charged now. If that charge is declined the answer is "
@@ -158,10 +166,13 @@ class SubscriptionListCreateApi(GenericAPIView):
         return Response(SubscriptionSerializer(subscription).data, status=status.HTTP_201_CREATED)
 
 
-@extend_schema(
-    tags=["subscriptions"],
-    summary="One of your subscriptions",
-    responses={200: SubscriptionSerializer, **error_responses(NOT_YOURS)},
+@extend_schema_view(
+    get=extend_schema(
+        tags=["subscriptions"],
+        operation_id="subscription_retrieve",
+        summary="One of your subscriptions",
+        responses={200: SubscriptionSerializer, **error_responses(NOT_YOURS)},
+    )
 )
 class SubscriptionDetailApi(RetrieveAPIView):
     serializer_class = SubscriptionSerializer
@@ -173,6 +184,7 @@ class SubscriptionDetailApi(RetrieveAPIView):
 class SubscriptionChangePreviewApi(APIView):
     @extend_schema(
         tags=["subscriptions"],
+        operation_id="subscription_change_plan_preview",
         summary="What changing to a plan would cost now, and why (ko and en)",
         request=PlanChangeSerializer,
         responses={
@@ -195,6 +207,7 @@ class SubscriptionChangePreviewApi(APIView):
 class SubscriptionChangePlanApi(APIView):
     @extend_schema(
         tags=["subscriptions"],
+        operation_id="subscription_change_plan",
         summary="Change plan: an upgrade is charged and applied now, a downgrade waits for the period end",
         request=PlanChangeSerializer,
         responses={
@@ -226,6 +239,7 @@ class SubscriptionChangePlanApi(APIView):
 class SubscriptionCancelApi(APIView):
     @extend_schema(
         tags=["subscriptions"],
+        operation_id="subscription_cancel",
         summary="Cancel at the period end (default) or now",
         request=SubscriptionCancelSerializer,
         responses={
@@ -250,6 +264,7 @@ class SubscriptionCancelApi(APIView):
 class SubscriptionResumeApi(APIView):
     @extend_schema(
         tags=["subscriptions"],
+        operation_id="subscription_resume",
         summary="Undo a scheduled cancel or pause, or end a pause now (charging the current period)",
         request=None,
         responses={
@@ -267,6 +282,7 @@ class SubscriptionResumeApi(APIView):
 class SubscriptionPauseApi(APIView):
     @extend_schema(
         tags=["subscriptions"],
+        operation_id="subscription_pause",
         summary="Pause from the next period, for some periods or until resumed",
         request=SubscriptionPauseSerializer,
         responses={
@@ -293,6 +309,7 @@ class SubscriptionPauseApi(APIView):
 class BillingKeyDetailApi(APIView):
     @extend_schema(
         tags=["billing keys"],
+        operation_id="billing_key_retrieve",
         summary="One of your active cards",
         responses={200: BillingKeySerializer, **error_responses(NOT_YOURS)},
     )
@@ -301,6 +318,7 @@ class BillingKeyDetailApi(APIView):
 
     @extend_schema(
         tags=["billing keys"],
+        operation_id="billing_key_delete",
         summary="Remove a card (deleted at Iamport too)",
         request=None,
         responses={
