@@ -187,7 +187,9 @@ RATE_LIMIT_CARD_REGISTRATION_WINDOW_SECONDS = env_int("RATE_LIMIT_CARD_REGISTRAT
 SPECTACULAR_SETTINGS = {
     "TITLE": "kbilling API",
     "DESCRIPTION": "Subscriptions, billing keys, invoices, payments and refunds on Iamport (PortOne V1).",
-    "VERSION": "1",
+    # The API version: a changed schema needs a new one (docs/openapi.json, checked by make lint:
+    # billing/api/schema_check.py). 2: JSON-only bodies, unknown keys refused, Bearer auth, reads by id or code.
+    "VERSION": "2",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
