@@ -3,7 +3,7 @@ error codes an operation can answer with."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 from rest_framework import serializers
 
 
@@ -40,8 +40,6 @@ class ErrorDetailSerializer(serializers.Serializer):
             "refundable": serializers.IntegerField(
                 required=False, help_text="refund_exceeds_balance: won still refundable."
             ),
-            "refund_amount": serializers.IntegerField(required=False, help_text="refund_exceeds_balance: won asked."),
-            "paid_total": serializers.IntegerField(required=False, help_text="refund_exceeds_balance: won paid."),
         }
 
 
@@ -75,3 +73,22 @@ def error_responses(codes: dict[int, str]) -> dict[int, OpenApiResponse]:
 AUTHENTICATED = {401: "not_authenticated"}
 # Every paginated list: DRF's PageNumberPagination answers 404 for a page past the end or not a number.
 PAGINATED = {404: "not_found (a page past the end, or not a page number)"}
+
+
+def unknown_field_example(field: str, suggestion: str) -> OpenApiExample:
+    """The 400 a misspelled key gets (billing/api/inputs.py), as an example on the operations that take a body."""
+    return OpenApiExample(
+        "Unknown key",
+        value={
+            "error": {
+                "code": "validation_error",
+                "message": "Invalid input.",
+                "fields": {
+                    field: [{"message": f"Unknown field {field}: did you mean {suggestion}?", "code": "unknown_field"}]
+                },
+                "unknown_fields": [field],
+            }
+        },
+        response_only=True,
+        status_codes=["400"],
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.contrib.auth import authenticate
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import NotFound, PermissionDenied
@@ -53,6 +53,12 @@ class AuthTokenCreateApi(APIView):
         operation_id="auth_token_create",
         summary="Exchange a username and password for an API token",
         request=AuthTokenCreateSerializer,
+        examples=[
+            OpenApiExample(
+                "Log in", value={"username": "minji", "password": "correct horse battery"}, request_only=True
+            ),
+            OpenApiExample("A token", value={"token": "9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b"}, response_only=True),
+        ],
         responses={
             200: AuthTokenSerializer,
             **error_responses({400: "validation_error, invalid_credentials", 429: "throttled"}),
@@ -249,6 +255,22 @@ class PaymentRefundListCreateApi(GenericAPIView):
         operation_id="refund_create",
         summary="Refund a payment, fully or partly (staff, billing.add_refund)",
         request=RefundCreateSerializer,
+        examples=[
+            OpenApiExample("Part of it", value={"amount": 5_000, "reason": "서비스 장애 보상"}, request_only=True),
+            OpenApiExample("All that is left", value={"reason": "customer request"}, request_only=True),
+            OpenApiExample(
+                "More than is left",
+                value={
+                    "error": {
+                        "code": "refund_exceeds_balance",
+                        "message": "At most 4,900 won can still be refunded.",
+                        "refundable": 4_900,
+                    }
+                },
+                response_only=True,
+                status_codes=["400"],
+            ),
+        ],
         responses={
             201: StaffRefundSerializer,
             **error_responses(

@@ -7,7 +7,7 @@ looks the subscription up before validating the body, so the answer never depend
 from __future__ import annotations
 
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.exceptions import NotFound
 from rest_framework.generics import GenericAPIView, ListAPIView, RetrieveAPIView
@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 from billing import clock
 from billing.api.inputs import NoBodySerializer, validated_body
-from billing.api.schema import AUTHENTICATED, PAGINATED, error_responses
+from billing.api.schema import AUTHENTICATED, PAGINATED, error_responses, unknown_field_example
 from billing.api.serializers import BillingKeySerializer, public_failure_reason
 from billing.errors import PaymentDeclinedError, PaymentPendingError
 from billing.models import PaymentAttempt
@@ -145,6 +145,7 @@ class SubscriptionListCreateApi(GenericAPIView):
             "registered card retries the charge, or cancel it."
         ),
         request=SubscriptionCreateSerializer,
+        examples=[OpenApiExample("Subscribe to pro", value={"plan": "pro"}, request_only=True)],
         responses={
             201: SubscriptionSerializer,
             **error_responses(
@@ -187,6 +188,37 @@ class SubscriptionChangePreviewApi(APIView):
         operation_id="subscription_change_plan_preview",
         summary="What changing to a plan would cost now, and why (ko and en)",
         request=PlanChangeSerializer,
+        examples=[
+            OpenApiExample("Upgrade to pro", value={"plan": "pro"}, request_only=True),
+            OpenApiExample(
+                "An upgrade half-way through the period",
+                value={
+                    "kind": "upgrade",
+                    "current_plan": "basic",
+                    "new_plan": "pro",
+                    "amount_due": 10_000,
+                    "credit_left": 0,
+                    "effective_at": "2026-03-16T03:00:00Z",
+                    "period_end": "2026-03-31T15:00:00Z",
+                    "priced_at": "2026-03-16T03:00:00Z",
+                    "explanation": {
+                        "ko": [
+                            "기존 요금제 미사용 기간: 남은 기간 15.5일 / 31일 × 일 ≈319.35원 = −4,950원",
+                            "새 요금제 남은 기간: 남은 기간 15.5일 / 31일 × 일 ≈964.52원 = 14,950원",
+                            "결제할 금액: 10,000원",
+                        ],
+                        "en": [
+                            "Unused time on the previous plan: 15.5 of 31 days × ≈₩319.35/day = −₩4,950",
+                            "Remaining time on the new plan: 15.5 of 31 days × ≈₩964.52/day = ₩14,950",
+                            "Amount due: ₩10,000",
+                        ],
+                    },
+                },
+                response_only=True,
+                status_codes=["200"],
+            ),
+            unknown_field_example("amount_due", "plan"),
+        ],
         responses={
             200: PlanChangePreviewSerializer,
             **error_responses(
@@ -210,6 +242,13 @@ class SubscriptionChangePlanApi(APIView):
         operation_id="subscription_change_plan",
         summary="Change plan: an upgrade is charged and applied now, a downgrade waits for the period end",
         request=PlanChangeSerializer,
+        examples=[
+            OpenApiExample(
+                "Upgrade at the previewed price",
+                value={"plan": "pro", "proration_at": "2026-03-16T03:00:00Z"},
+                request_only=True,
+            ),
+        ],
         responses={
             200: SubscriptionSerializer,
             **error_responses(
@@ -242,6 +281,12 @@ class SubscriptionCancelApi(APIView):
         operation_id="subscription_cancel",
         summary="Cancel at the period end (default) or now",
         request=SubscriptionCancelSerializer,
+        examples=[
+            OpenApiExample(
+                "At the period end", value={"at_period_end": True, "reason": "too expensive"}, request_only=True
+            ),
+            OpenApiExample("Now", value={"at_period_end": False}, request_only=True),
+        ],
         responses={
             200: SubscriptionSerializer,
             **error_responses({400: "validation_error", **NOT_YOURS, 409: STATE}),
@@ -285,6 +330,11 @@ class SubscriptionPauseApi(APIView):
         operation_id="subscription_pause",
         summary="Pause from the next period, for some periods or until resumed",
         request=SubscriptionPauseSerializer,
+        examples=[
+            OpenApiExample("For 3 periods", value={"periods": 3}, request_only=True),
+            OpenApiExample("Until resumed", value={"periods": None}, request_only=True),
+            unknown_field_example("period", "periods"),
+        ],
         responses={
             200: SubscriptionSerializer,
             **error_responses({400: "validation_error", **NOT_YOURS, 409: STATE}),
