@@ -181,3 +181,8 @@ def payments_for_user(*, user) -> QuerySet[PaymentAttempt]:
 def refunds_for_payment(*, attempt: PaymentAttempt) -> QuerySet[Refund]:
     """The refund rows of one payment attempt (every status), newest first, with the acting user."""
     return Refund.objects.filter(attempt=attempt).select_related("actor").order_by("-created_at", "-id")
+
+
+def refund_get(*, pk: int) -> Refund | None:
+    """One refund row (any status, anyone's), with its payment attempt and the acting user: for staff lookups."""
+    return Refund.objects.select_related("attempt", "actor").filter(pk=pk).first()

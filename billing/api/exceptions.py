@@ -1,7 +1,8 @@
 """The one DRF exception handler: every API error is rendered as {"error": {"code", "message", ...}}.
 
 ApplicationError subclasses keep their own code, status and extra keys. DRF's exceptions get stable codes:
-validation_error (400, with per-field details under "fields"), not_authenticated (401), permission_denied
+validation_error (400, with per-field details under "fields", and the names of keys the endpoint does not take
+under "unknown_fields": billing/api/inputs.py), not_authenticated (401), permission_denied
 (403), not_found (404), method_not_allowed (405), throttled (429, with "retry_after"), and DRF's own
 default_code for the rest. Anything else is a bug and is left to Django (500, logged).
 """
@@ -18,11 +19,16 @@ from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
+from billing.api.inputs import UNKNOWN_FIELD
 from billing.errors import ApplicationError
 
 # Session authentication comes first in DEFAULT_AUTHENTICATION_CLASSES and has no challenge, so DRF would
 # turn "not authenticated" into a 403. An API client needs the 401 and the scheme it can use.
-WWW_AUTHENTICATE = 'Token realm="api"'
+WWW_AUTHENTICATE = 'Bearer realm="api"'
+
+
+def _is_unknown_field(errors) -> bool:
+    return isinstance(errors, list) and any(isinstance(e, dict) and e.get("code") == UNKNOWN_FIELD for e in errors)
 
 
 def api_exception_handler(exc, context):
@@ -40,6 +46,9 @@ def api_exception_handler(exc, context):
         error = {"code": "validation_error", "message": str(exceptions.ValidationError.default_detail)}
         details = exc.get_full_details()
         error["fields"] = details if isinstance(details, dict) else {api_settings.NON_FIELD_ERRORS_KEY: details}
+        unknown = [name for name, errors in error["fields"].items() if _is_unknown_field(errors)]
+        if unknown:
+            error["unknown_fields"] = unknown
     elif isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
         error = {"code": "not_authenticated", "message": str(exc.detail)}
         response.status_code = 401

@@ -3,8 +3,13 @@ error codes an operation can answer with."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 from rest_framework import serializers
+
+
+class FieldErrorSerializer(serializers.Serializer):
+    message = serializers.CharField(help_text="Human-readable, translated.")
+    code = serializers.CharField(help_text="Stable: required, invalid, null, min_value, unknown_field, ...")
 
 
 class ErrorDetailSerializer(serializers.Serializer):
@@ -16,10 +21,25 @@ class ErrorDetailSerializer(serializers.Serializer):
             ),
             "message": serializers.CharField(help_text="Human-readable, translated (Accept-Language: ko or en)."),
             "fields": serializers.DictField(
+                child=serializers.ListField(child=FieldErrorSerializer()),
                 required=False,
-                help_text="validation_error only: for each invalid field, a list of {message, code}.",
+                help_text="validation_error only: for each invalid field (or non_field_errors), its errors.",
+            ),
+            "unknown_fields": serializers.ListField(
+                child=serializers.CharField(),
+                required=False,
+                help_text="validation_error only: keys of the body this endpoint does not take (nothing was done).",
             ),
             "retry_after": serializers.IntegerField(required=False, help_text="throttled only: seconds to wait."),
+            "field": serializers.CharField(required=False, help_text="The parameter at fault, when one is."),
+            "reason": serializers.CharField(required=False, help_text="payment_declined: the card company's reason."),
+            "decline_class": serializers.CharField(required=False, help_text="payment_declined: how to recover."),
+            "subscription_id": serializers.IntegerField(
+                required=False, help_text="payment_declined, payment_pending: the subscription waiting for payment."
+            ),
+            "refundable": serializers.IntegerField(
+                required=False, help_text="refund_exceeds_balance: won still refundable."
+            ),
         }
 
 
@@ -53,3 +73,22 @@ def error_responses(codes: dict[int, str]) -> dict[int, OpenApiResponse]:
 AUTHENTICATED = {401: "not_authenticated"}
 # Every paginated list: DRF's PageNumberPagination answers 404 for a page past the end or not a number.
 PAGINATED = {404: "not_found (a page past the end, or not a page number)"}
+
+
+def unknown_field_example(field: str, suggestion: str) -> OpenApiExample:
+    """The 400 a misspelled key gets (billing/api/inputs.py), as an example on the operations that take a body."""
+    return OpenApiExample(
+        "Unknown key",
+        value={
+            "error": {
+                "code": "validation_error",
+                "message": "Invalid input.",
+                "fields": {
+                    field: [{"message": f"Unknown field {field}: did you mean {suggestion}?", "code": "unknown_field"}]
+                },
+                "unknown_fields": [field],
+            }
+        },
+        response_only=True,
+        status_codes=["400"],
+    )

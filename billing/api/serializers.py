@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from django.utils.translation import gettext as _
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from billing.api.inputs import InputSerializer
 from billing.decline import GATEWAY
 from billing.models import BillingKey, Invoice, InvoiceLine, PaymentAttempt, Refund
 
@@ -22,13 +24,13 @@ def public_failure_reason(attempt: PaymentAttempt) -> str:
 # --- auth --------------------------------------------------------------------------------------------
 
 
-class AuthTokenCreateSerializer(serializers.Serializer):
+class AuthTokenCreateSerializer(InputSerializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=128, trim_whitespace=False, style={"input_type": "password"})
 
 
 class AuthTokenSerializer(serializers.Serializer):
-    token = serializers.CharField(help_text='Send as "Authorization: Token <token>".')
+    token = serializers.CharField(help_text='Send as "Authorization: Bearer <token>".')
 
 
 # --- billing keys ------------------------------------------------------------------------------------
@@ -54,7 +56,7 @@ class CardRegistrationPrepareSerializer(serializers.Serializer):
     params = CardRegistrationParamsSerializer()
 
 
-class CardRegistrationConfirmSerializer(serializers.Serializer):
+class CardRegistrationConfirmSerializer(InputSerializer):
     customer_uid = serializers.CharField(max_length=80)
 
 
@@ -78,7 +80,29 @@ class BillingKeySerializer(serializers.ModelSerializer):
 # --- invoices ----------------------------------------------------------------------------------------
 
 
+class InvoiceLineDetailsSerializer(serializers.Serializer):
+    """What a line records about its origin; every key is optional (a credit line has none)."""
+
+    plan = serializers.CharField(required=False, help_text="A period line: the plan code billed.")
+    kind = serializers.ChoiceField(
+        choices=["upgrade", "interval_change"], required=False, help_text="A plan-change line: the change made."
+    )
+    explanation_ko = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="A plan-change line: how it was priced (Korean)."
+    )
+    explanation_en = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="A plan-change line: how it was priced (English)."
+    )
+
+
+@extend_schema_field(InvoiceLineDetailsSerializer)
+class InvoiceLineDetailsField(serializers.JSONField):
+    """The line's JSON as stored, declared by InvoiceLineDetailsSerializer."""
+
+
 class InvoiceLineSerializer(serializers.ModelSerializer):
+    details = InvoiceLineDetailsField(read_only=True)
+
     class Meta:
         model = InvoiceLine
         fields = ["description", "amount", "tax_free_amount", "period_start", "period_end", "details"]
@@ -126,14 +150,17 @@ class RefundSerializer(serializers.ModelSerializer):
 
 
 class StaffRefundSerializer(RefundSerializer):
+    payment = serializers.PrimaryKeyRelatedField(
+        source="attempt", read_only=True, help_text="The refunded payment's id."
+    )
     actor = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta(RefundSerializer.Meta):
-        fields = [*RefundSerializer.Meta.fields, "failure_reason", "cancellation_id", "actor"]
+        fields = [*RefundSerializer.Meta.fields, "payment", "failure_reason", "cancellation_id", "actor"]
         read_only_fields = fields
 
 
-class RefundCreateSerializer(serializers.Serializer):
+class RefundCreateSerializer(InputSerializer):
     amount = serializers.IntegerField(
         min_value=1, required=False, allow_null=True, help_text="Won; omit to refund everything still refundable."
     )

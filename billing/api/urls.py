@@ -12,4 +12,5 @@ urlpatterns = [
     path("payments/", views.PaymentListApi.as_view(), name="payment-list"),
     path("payments/<int:pk>", views.PaymentDetailApi.as_view(), name="payment-detail"),
     path("payments/<int:pk>/refunds", views.PaymentRefundListCreateApi.as_view(), name="payment-refunds"),
+    path("refunds/<int:pk>", views.RefundDetailApi.as_view(), name="refund-detail"),
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.contrib.auth import authenticate
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import NotFound, PermissionDenied
@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 
 from billing import clock, selectors
 from billing.api.errors import InvalidCredentialsError
+from billing.api.inputs import NoBodySerializer, validated_body
 from billing.api.schema import AUTHENTICATED, PAGINATED, error_responses
 from billing.api.serializers import (
     AuthTokenCreateSerializer,
@@ -49,8 +50,15 @@ class AuthTokenCreateApi(APIView):
 
     @extend_schema(
         tags=["auth"],
+        operation_id="auth_token_create",
         summary="Exchange a username and password for an API token",
         request=AuthTokenCreateSerializer,
+        examples=[
+            OpenApiExample(
+                "Log in", value={"username": "minji", "password": "correct horse battery"}, request_only=True
+            ),
+            OpenApiExample("A token", value={"token": "9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b"}, response_only=True),
+        ],
         responses={
             200: AuthTokenSerializer,
             **error_responses({400: "validation_error, invalid_credentials", 429: "throttled"}),
@@ -76,11 +84,16 @@ class CardRegistrationPrepareApi(APIView):
 
     @extend_schema(
         tags=["billing keys"],
+        operation_id="billing_key_prepare",
         summary="Start registering a card: the parameters for IMP.request_pay",
         request=None,
-        responses={201: CardRegistrationPrepareSerializer, **error_responses({**AUTHENTICATED, 429: "throttled"})},
+        responses={
+            201: CardRegistrationPrepareSerializer,
+            **error_responses({400: "validation_error (it takes no parameters)", **AUTHENTICATED, 429: "throttled"}),
+        },
     )
     def post(self, request):
+        validated_body(NoBodySerializer, request)
         customer = customer_get_or_create(user=request.user)
         prepared = card_registration_prepare(customer=customer, now=clock.now())
         return Response(CardRegistrationPrepareSerializer(prepared).data, status=status.HTTP_201_CREATED)
@@ -92,6 +105,7 @@ class CardRegistrationConfirmApi(APIView):
 
     @extend_schema(
         tags=["billing keys"],
+        operation_id="billing_key_confirm",
         summary="Confirm a card registration with Iamport; the card becomes the default",
         request=CardRegistrationConfirmSerializer,
         responses={
@@ -117,10 +131,13 @@ class CardRegistrationConfirmApi(APIView):
         return Response(BillingKeySerializer(key).data, status=status.HTTP_201_CREATED)
 
 
-@extend_schema(
-    tags=["billing keys"],
-    summary="Your active cards",
-    responses={200: BillingKeySerializer(many=True), **error_responses({**AUTHENTICATED, **PAGINATED})},
+@extend_schema_view(
+    get=extend_schema(
+        tags=["billing keys"],
+        operation_id="billing_keys_list",
+        summary="Your active cards",
+        responses={200: BillingKeySerializer(many=True), **error_responses({**AUTHENTICATED, **PAGINATED})},
+    )
 )
 class BillingKeyListApi(ListAPIView):
     serializer_class = BillingKeySerializer
@@ -132,10 +149,13 @@ class BillingKeyListApi(ListAPIView):
 # --- invoices ------------------------------------------------------------------------------------------
 
 
-@extend_schema(
-    tags=["invoices"],
-    summary="Your invoices, newest first",
-    responses={200: InvoiceSerializer(many=True), **error_responses({**AUTHENTICATED, **PAGINATED})},
+@extend_schema_view(
+    get=extend_schema(
+        tags=["invoices"],
+        operation_id="invoices_list",
+        summary="Your invoices, newest first",
+        responses={200: InvoiceSerializer(many=True), **error_responses({**AUTHENTICATED, **PAGINATED})},
+    )
 )
 class InvoiceListApi(ListAPIView):
     serializer_class = InvoiceSerializer
@@ -144,10 +164,13 @@ class InvoiceListApi(ListAPIView):
         return selectors.invoices_for_user(user=self.request.user)
 
 
-@extend_schema(
-    tags=["invoices"],
-    summary="One of your invoices",
-    responses={200: InvoiceSerializer, **error_responses({**AUTHENTICATED, 404: "not_found"})},
+@extend_schema_view(
+    get=extend_schema(
+        tags=["invoices"],
+        operation_id="invoice_retrieve",
+        summary="One of your invoices",
+        responses={200: InvoiceSerializer, **error_responses({**AUTHENTICATED, 404: "not_found"})},
+    )
 )
 class InvoiceDetailApi(RetrieveAPIView):
     serializer_class = InvoiceSerializer
@@ -159,10 +182,13 @@ class InvoiceDetailApi(RetrieveAPIView):
 # --- payments --------------------------------------------------------------------------------------------
 
 
-@extend_schema(
-    tags=["payments"],
-    summary="Your payment attempts, newest first",
-    responses={200: PaymentSerializer(many=True), **error_responses({**AUTHENTICATED, **PAGINATED})},
+@extend_schema_view(
+    get=extend_schema(
+        tags=["payments"],
+        operation_id="payments_list",
+        summary="Your payment attempts, newest first",
+        responses={200: PaymentSerializer(many=True), **error_responses({**AUTHENTICATED, **PAGINATED})},
+    )
 )
 class PaymentListApi(ListAPIView):
     serializer_class = PaymentSerializer
@@ -171,10 +197,13 @@ class PaymentListApi(ListAPIView):
         return selectors.payments_for_user(user=self.request.user)
 
 
-@extend_schema(
-    tags=["payments"],
-    summary="One of your payment attempts, with its refunds",
-    responses={200: PaymentSerializer, **error_responses({**AUTHENTICATED, 404: "not_found"})},
+@extend_schema_view(
+    get=extend_schema(
+        tags=["payments"],
+        operation_id="payment_retrieve",
+        summary="One of your payment attempts, with its refunds",
+        responses={200: PaymentSerializer, **error_responses({**AUTHENTICATED, 404: "not_found"})},
+    )
 )
 class PaymentDetailApi(RetrieveAPIView):
     serializer_class = PaymentSerializer
@@ -188,18 +217,22 @@ class PaymentDetailApi(RetrieveAPIView):
 STAFF_ERRORS = {**AUTHENTICATED, 403: "permission_denied", 404: "not_found"}
 
 
-def _payment_for_staff(request, pk: int, *, permission: str) -> PaymentAttempt:
+def _refuse_unless_staff_with(request, permission: str, *, payment_pk: int) -> None:
     user = request.user
     if not user.is_staff:
         # A subscriber may see that refunds of their own payment are not theirs to make; of anyone else's
         # payment they learn nothing, not even that it exists.
-        if selectors.payments_for_user(user=user).filter(pk=pk).exists():
+        if selectors.payments_for_user(user=user).filter(pk=payment_pk).exists():
             raise PermissionDenied()
         raise NotFound()
     if not user.has_perm(permission):
         raise PermissionDenied(
             _("Your staff account lacks the %(permission)s permission.") % {"permission": permission}
         )
+
+
+def _payment_for_staff(request, pk: int, *, permission: str) -> PaymentAttempt:
+    _refuse_unless_staff_with(request, permission, payment_pk=pk)
     return get_object_or_404(selectors.payments_all(), pk=pk)
 
 
@@ -208,6 +241,7 @@ class PaymentRefundListCreateApi(GenericAPIView):
 
     @extend_schema(
         tags=["refunds (staff)"],
+        operation_id="payment_refunds_list",
         summary="Refunds of a payment (staff, billing.view_refund)",
         responses={200: StaffRefundSerializer(many=True), **error_responses(STAFF_ERRORS)},
     )
@@ -218,8 +252,25 @@ class PaymentRefundListCreateApi(GenericAPIView):
 
     @extend_schema(
         tags=["refunds (staff)"],
+        operation_id="refund_create",
         summary="Refund a payment, fully or partly (staff, billing.add_refund)",
         request=RefundCreateSerializer,
+        examples=[
+            OpenApiExample("Part of it", value={"amount": 5_000, "reason": "서비스 장애 보상"}, request_only=True),
+            OpenApiExample("All that is left", value={"reason": "customer request"}, request_only=True),
+            OpenApiExample(
+                "More than is left",
+                value={
+                    "error": {
+                        "code": "refund_exceeds_balance",
+                        "message": "At most 4,900 won can still be refunded.",
+                        "refundable": 4_900,
+                    }
+                },
+                response_only=True,
+                status_codes=["400"],
+            ),
+        ],
         responses={
             201: StaffRefundSerializer,
             **error_responses(
@@ -244,3 +295,19 @@ class PaymentRefundListCreateApi(GenericAPIView):
             actor=request.user,
         )
         return Response(StaffRefundSerializer(refund).data, status=status.HTTP_201_CREATED)
+
+
+class RefundDetailApi(APIView):
+    @extend_schema(
+        tags=["refunds (staff)"],
+        operation_id="refund_retrieve",
+        summary="One refund, by its id (staff, billing.view_refund)",
+        responses={200: StaffRefundSerializer, **error_responses(STAFF_ERRORS)},
+    )
+    def get(self, request, pk: int):
+        refund = selectors.refund_get(pk=pk)
+        # Not found and not allowed must look the same to a subscriber as for a payment that is not theirs.
+        _refuse_unless_staff_with(request, "billing.view_refund", payment_pk=refund.attempt_id if refund else 0)
+        if refund is None:
+            raise NotFound()
+        return Response(StaffRefundSerializer(refund).data)

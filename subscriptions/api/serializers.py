@@ -5,6 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from billing.api.inputs import InputSerializer
 from subscriptions.models import Plan, Subscription
 
 
@@ -40,7 +41,7 @@ class PlanCodeField(serializers.SlugRelatedField):
         return super().to_internal_value(data)
 
 
-class PlanChoiceSerializer(serializers.Serializer):
+class PlanChoiceSerializer(InputSerializer):
     plan = PlanCodeField(slug_field="code", queryset=Plan.objects.all(), help_text="A plan code.")
 
 
@@ -115,14 +116,14 @@ class PlanChangePreviewSerializer(serializers.Serializer):
         return {"ko": list(preview.explanation("ko")), "en": list(preview.explanation("en"))}
 
 
-class SubscriptionCancelSerializer(serializers.Serializer):
+class SubscriptionCancelSerializer(InputSerializer):
     at_period_end = serializers.BooleanField(
         default=True, help_text="true: keep access until the period ends; false: end now."
     )
     reason = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
 
 
-class SubscriptionPauseSerializer(serializers.Serializer):
+class SubscriptionPauseSerializer(InputSerializer):
     periods = serializers.IntegerField(
         min_value=1,
         max_value=32767,  # the column's limit

@@ -4,7 +4,8 @@ from subscriptions.api import views
 
 urlpatterns = [
     path("plans/", views.PlanListApi.as_view(), name="plan-list"),
-    path("billing-keys/<int:pk>", views.BillingKeyDeleteApi.as_view(), name="billing-key-delete"),
+    path("plans/<slug:code>", views.PlanDetailApi.as_view(), name="plan-detail"),
+    path("billing-keys/<int:pk>", views.BillingKeyDetailApi.as_view(), name="billing-key-detail"),
     path("subscriptions/", views.SubscriptionListCreateApi.as_view(), name="subscription-list"),
     path("subscriptions/<int:pk>", views.SubscriptionDetailApi.as_view(), name="subscription-detail"),
     path(

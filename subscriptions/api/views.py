@@ -7,7 +7,7 @@ looks the subscription up before validating the body, so the answer never depend
 from __future__ import annotations
 
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.exceptions import NotFound
 from rest_framework.generics import GenericAPIView, ListAPIView, RetrieveAPIView
@@ -16,8 +16,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing import clock
-from billing.api.schema import AUTHENTICATED, PAGINATED, error_responses
-from billing.api.serializers import public_failure_reason
+from billing.api.inputs import NoBodySerializer, validated_body
+from billing.api.schema import AUTHENTICATED, PAGINATED, error_responses, unknown_field_example
+from billing.api.serializers import BillingKeySerializer, public_failure_reason
 from billing.errors import PaymentDeclinedError, PaymentPendingError
 from billing.models import PaymentAttempt
 from billing.services.billing_keys import billing_key_delete
@@ -82,14 +83,34 @@ def _raise_unless_first_charge_went_through(subscription: Subscription) -> None:
 # --- plans -------------------------------------------------------------------------------------------
 
 
-@extend_schema(
-    tags=["plans"],
-    summary="Plans on sale (public)",
-    responses={200: PlanSerializer(many=True), **error_responses(PAGINATED)},
+@extend_schema_view(
+    get=extend_schema(
+        tags=["plans"],
+        operation_id="plans_list",
+        summary="Plans on sale (public)",
+        responses={200: PlanSerializer(many=True), **error_responses(PAGINATED)},
+    )
 )
 class PlanListApi(ListAPIView):
     permission_classes = [AllowAny]
     serializer_class = PlanSerializer
+
+    def get_queryset(self):
+        return selectors.plans_available()
+
+
+@extend_schema_view(
+    get=extend_schema(
+        tags=["plans"],
+        operation_id="plan_retrieve",
+        summary="One plan on sale, by its code (public)",
+        responses={200: PlanSerializer, **error_responses({404: "not_found (no such plan, or not on sale)"})},
+    )
+)
+class PlanDetailApi(RetrieveAPIView):
+    permission_classes = [AllowAny]
+    serializer_class = PlanSerializer
+    lookup_field = "code"
 
     def get_queryset(self):
         return selectors.plans_available()
@@ -106,6 +127,7 @@ class SubscriptionListCreateApi(GenericAPIView):
 
     @extend_schema(
         tags=["subscriptions"],
+        operation_id="subscriptions_list",
         summary="Your subscriptions (the live one and ended ones), newest first",
         responses={200: SubscriptionSerializer(many=True), **error_responses({**AUTHENTICATED, **PAGINATED})},
     )
@@ -115,6 +137,7 @@ class SubscriptionListCreateApi(GenericAPIView):
 
     @extend_schema(
         tags=["subscriptions"],
+        operation_id="subscription_create",
         summary="Subscribe to a plan with your default card",
         description=(
             "Without a trial the first period is charged now. If that charge is declined the answer is "
@@ -122,6 +145,7 @@ class SubscriptionListCreateApi(GenericAPIView):
             "registered card retries the charge, or cancel it."
         ),
         request=SubscriptionCreateSerializer,
+        examples=[OpenApiExample("Subscribe to pro", value={"plan": "pro"}, request_only=True)],
         responses={
             201: SubscriptionSerializer,
             **error_responses(
@@ -143,10 +167,13 @@ class SubscriptionListCreateApi(GenericAPIView):
         return Response(SubscriptionSerializer(subscription).data, status=status.HTTP_201_CREATED)
 
 
-@extend_schema(
-    tags=["subscriptions"],
-    summary="One of your subscriptions",
-    responses={200: SubscriptionSerializer, **error_responses(NOT_YOURS)},
+@extend_schema_view(
+    get=extend_schema(
+        tags=["subscriptions"],
+        operation_id="subscription_retrieve",
+        summary="One of your subscriptions",
+        responses={200: SubscriptionSerializer, **error_responses(NOT_YOURS)},
+    )
 )
 class SubscriptionDetailApi(RetrieveAPIView):
     serializer_class = SubscriptionSerializer
@@ -158,8 +185,40 @@ class SubscriptionDetailApi(RetrieveAPIView):
 class SubscriptionChangePreviewApi(APIView):
     @extend_schema(
         tags=["subscriptions"],
+        operation_id="subscription_change_plan_preview",
         summary="What changing to a plan would cost now (or at proration_at), and why (ko and en)",
         request=PlanChangeSerializer,
+        examples=[
+            OpenApiExample("Upgrade to pro", value={"plan": "pro"}, request_only=True),
+            OpenApiExample(
+                "An upgrade half-way through the period",
+                value={
+                    "kind": "upgrade",
+                    "current_plan": "basic",
+                    "new_plan": "pro",
+                    "amount_due": 10_000,
+                    "credit_left": 0,
+                    "effective_at": "2026-03-16T03:00:00Z",
+                    "period_end": "2026-03-31T15:00:00Z",
+                    "priced_at": "2026-03-16T03:00:00Z",
+                    "explanation": {
+                        "ko": [
+                            "기존 요금제 미사용 기간: 남은 기간 15.5일 / 31일 × 일 ≈319.35원 = −4,950원",
+                            "새 요금제 남은 기간: 남은 기간 15.5일 / 31일 × 일 ≈964.52원 = 14,950원",
+                            "결제할 금액: 10,000원",
+                        ],
+                        "en": [
+                            "Unused time on the previous plan: 15.5 of 31 days × ≈₩319.35/day = −₩4,950",
+                            "Remaining time on the new plan: 15.5 of 31 days × ≈₩964.52/day = ₩14,950",
+                            "Amount due: ₩10,000",
+                        ],
+                    },
+                },
+                response_only=True,
+                status_codes=["200"],
+            ),
+            unknown_field_example("amount_due", "plan"),
+        ],
         responses={
             200: PlanChangePreviewSerializer,
             **error_responses(
@@ -187,8 +246,16 @@ class SubscriptionChangePreviewApi(APIView):
 class SubscriptionChangePlanApi(APIView):
     @extend_schema(
         tags=["subscriptions"],
+        operation_id="subscription_change_plan",
         summary="Change plan: an upgrade is charged and applied now, a downgrade waits for the period end",
         request=PlanChangeSerializer,
+        examples=[
+            OpenApiExample(
+                "Upgrade at the previewed price",
+                value={"plan": "pro", "proration_at": "2026-03-16T03:00:00Z"},
+                request_only=True,
+            ),
+        ],
         responses={
             200: SubscriptionSerializer,
             **error_responses(
@@ -218,8 +285,15 @@ class SubscriptionChangePlanApi(APIView):
 class SubscriptionCancelApi(APIView):
     @extend_schema(
         tags=["subscriptions"],
+        operation_id="subscription_cancel",
         summary="Cancel at the period end (default) or now",
         request=SubscriptionCancelSerializer,
+        examples=[
+            OpenApiExample(
+                "At the period end", value={"at_period_end": True, "reason": "too expensive"}, request_only=True
+            ),
+            OpenApiExample("Now", value={"at_period_end": False}, request_only=True),
+        ],
         responses={
             200: SubscriptionSerializer,
             **error_responses({400: "validation_error", **NOT_YOURS, 409: STATE}),
@@ -242,12 +316,17 @@ class SubscriptionCancelApi(APIView):
 class SubscriptionResumeApi(APIView):
     @extend_schema(
         tags=["subscriptions"],
+        operation_id="subscription_resume",
         summary="Undo a scheduled cancel or pause, or end a pause now (charging the current period)",
         request=None,
-        responses={200: SubscriptionSerializer, **error_responses({**NOT_YOURS, 409: STATE})},
+        responses={
+            200: SubscriptionSerializer,
+            **error_responses({400: "validation_error (it takes no parameters)", **NOT_YOURS, 409: STATE}),
+        },
     )
     def post(self, request, pk: int):
         subscription = _subscription_or_404(request, pk)
+        validated_body(NoBodySerializer, request)
         subscription = subscription_resume(subscription=subscription, now=clock.now(), actor=request.user)
         return Response(SubscriptionSerializer(subscription).data)
 
@@ -255,8 +334,14 @@ class SubscriptionResumeApi(APIView):
 class SubscriptionPauseApi(APIView):
     @extend_schema(
         tags=["subscriptions"],
+        operation_id="subscription_pause",
         summary="Pause from the next period, for some periods or until resumed",
         request=SubscriptionPauseSerializer,
+        examples=[
+            OpenApiExample("For 3 periods", value={"periods": 3}, request_only=True),
+            OpenApiExample("Until resumed", value={"periods": None}, request_only=True),
+            unknown_field_example("period", "periods"),
+        ],
         responses={
             200: SubscriptionSerializer,
             **error_responses({400: "validation_error", **NOT_YOURS, 409: STATE}),
@@ -278,15 +363,26 @@ class SubscriptionPauseApi(APIView):
 # --- removing a card: here, not in billing.api, because it must know about subscriptions ------------------
 
 
-class BillingKeyDeleteApi(APIView):
+class BillingKeyDetailApi(APIView):
     @extend_schema(
         tags=["billing keys"],
+        operation_id="billing_key_retrieve",
+        summary="One of your active cards",
+        responses={200: BillingKeySerializer, **error_responses(NOT_YOURS)},
+    )
+    def get(self, request, pk: int):
+        return Response(BillingKeySerializer(_billing_key_or_404(request, pk)).data)
+
+    @extend_schema(
+        tags=["billing keys"],
+        operation_id="billing_key_delete",
         summary="Remove a card (deleted at Iamport too)",
         request=None,
         responses={
             204: None,
             **error_responses(
                 {
+                    400: "validation_error (it takes no parameters)",
                     **NOT_YOURS,
                     409: "billing_key_in_use (the only card of a live subscription)",
                     503: "gateway_unavailable",
@@ -295,10 +391,16 @@ class BillingKeyDeleteApi(APIView):
         },
     )
     def delete(self, request, pk: int):
-        billing_key = selectors.billing_key_for_user(user=request.user, pk=pk)
-        if billing_key is None:
-            raise NotFound()
+        billing_key = _billing_key_or_404(request, pk)
+        validated_body(NoBodySerializer, request)
         if selectors.billing_key_is_only_card_of_live_subscription(billing_key=billing_key):
             raise BillingKeyInUseError()
         billing_key_delete(billing_key=billing_key, now=clock.now(), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _billing_key_or_404(request, pk: int):
+    billing_key = selectors.billing_key_for_user(user=request.user, pk=pk)
+    if billing_key is None:
+        raise NotFound()
+    return billing_key

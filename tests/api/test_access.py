@@ -14,6 +14,7 @@ pytestmark = pytest.mark.django_db
 
 # (method, path template, body): every endpoint that names one object. {sub}, {key}, {invoice}, {payment}.
 OBJECT_ENDPOINTS = [
+    ("get", "/api/billing-keys/{key}", None),
     ("delete", "/api/billing-keys/{key}", None),
     ("get", "/api/subscriptions/{sub}", None),
     ("post", "/api/subscriptions/{sub}/change-plan/preview", {"plan": "pro"}),
@@ -35,6 +36,7 @@ PROTECTED_ENDPOINTS = [
     ("post", "/api/subscriptions/", {"plan": "basic"}),
     ("get", "/api/invoices/", None),
     ("get", "/api/payments/", None),
+    ("get", "/api/refunds/{refund}", None),
     *OBJECT_ENDPOINTS,
 ]
 
@@ -80,13 +82,13 @@ def test_lists_show_nothing_of_another_subscriber_when_the_caller_has_nothing(cl
 
 @pytest.mark.parametrize(("method", "template", "body"), PROTECTED_ENDPOINTS, ids=lambda v: str(v))
 def test_endpoint_answers_not_authenticated_401_when_anonymous(anon, method, template, body):
-    path = template.format(sub=1, key=1, invoice=1, payment=1)
+    path = template.format(sub=1, key=1, invoice=1, payment=1, refund=1)
 
     response = getattr(anon, method)(path, body, format="json")
 
     assert response.status_code == 401
     assert error_of(response)["code"] == "not_authenticated"
-    assert response.headers["WWW-Authenticate"].startswith("Token")
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="api"'
 
 
 def test_token_login_answers_invalid_credentials_when_the_password_is_wrong(anon):

@@ -3,6 +3,7 @@ by this suite."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import yaml
 from django.core.management import call_command
 from drf_spectacular.generators import SchemaGenerator
 
+from billing.api import schema_check
 from tests.api.conftest import API_TESTS, PARTIAL_RUN, REQUESTED
 
 pytestmark = pytest.mark.django_db
@@ -75,3 +77,54 @@ def test_every_schema_operation_is_requested_when_the_whole_api_suite_runs(reque
     missing = sorted(op for op in _operations() if not _requested(*op))
 
     assert missing == [], f"schema operations no test requested: {missing}"
+
+
+def _served() -> str:
+    from django.utils import translation
+
+    with translation.override("en"):
+        return schema_check.render(SchemaGenerator().get_schema(request=None, public=True))
+
+
+def test_the_committed_schema_is_the_served_one_when_the_api_version_is_current():
+    assert schema_check.problem(served=_served(), committed=schema_check.COMMITTED.read_text()) is None
+
+
+def test_the_schema_check_refuses_a_changed_schema_when_the_api_version_did_not_change():
+    committed = schema_check.COMMITTED.read_text()
+    changed = json.loads(committed)
+    changed["paths"]["/api/plans/"]["get"]["summary"] = "Plans (renamed)"
+
+    kind, message = schema_check.problem(served=schema_check.render(changed), committed=committed)
+
+    assert kind == schema_check.UNVERSIONED
+    assert 'SPECTACULAR_SETTINGS["VERSION"]' in message
+
+
+def test_the_schema_check_asks_for_the_file_when_the_version_changed_but_the_file_did_not():
+    committed = schema_check.COMMITTED.read_text()
+    bumped = json.loads(committed)
+    bumped["info"]["version"] = "999"
+
+    kind, message = schema_check.problem(served=schema_check.render(bumped), committed=committed)
+
+    assert kind == schema_check.STALE
+    assert "--write" in message
+
+
+def test_no_schema_in_the_document_is_left_untyped_when_generated():
+    """Every property has a type (or a reference); a generated client would otherwise carry it as Any."""
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    untyped = [
+        f"{name}.{prop}"
+        for name, component in schema["components"]["schemas"].items()
+        for prop, spec in component.get("properties", {}).items()
+        if not {"type", "$ref", "allOf", "oneOf", "anyOf", "enum"} & set(spec)
+    ]
+    bare = [
+        name
+        for name, component in schema["components"]["schemas"].items()
+        if component.get("type") == "object" and "properties" not in component
+    ]
+
+    assert (untyped, bare) == ([], [])

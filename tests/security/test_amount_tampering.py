@@ -1,5 +1,6 @@
-"""The server decides every amount: amounts, prices and plans posted by a browser or API client are ignored
-or refused. What reaches Iamport (the sandbox's own record of the charge) is the plan's amount."""
+"""The server decides every amount: amounts, prices and plans posted by a browser are ignored or refused, and the
+API refuses every key it does not take (400 validation_error, nothing charged). What reaches Iamport (the
+sandbox's own record of the charge) is the plan's amount."""
 
 from __future__ import annotations
 
@@ -47,17 +48,44 @@ def test_web_subscribe_charges_the_plan_amount_when_the_browser_posts_its_own_am
     assert attempt.amount == charged_at_iamport(sandbox, attempt) == 9_900
 
 
-def test_api_subscribe_charges_the_plan_amount_when_the_client_posts_its_own_amount(sandbox, card_holder):
+TAMPERED_KEYS = sorted(set(TAMPERED) - {"plan"})
+
+
+def test_api_subscribe_is_refused_and_charges_nothing_when_the_client_posts_its_own_amount(sandbox, card_holder):
     client, customer = card_holder
 
     response = client.post(
         "/api/subscriptions/", json.dumps({**TAMPERED, "plan": "basic"}), content_type="application/json"
     )
 
-    assert response.status_code == 201
-    assert response.json()["plan"]["amount"] == 9_900
+    assert response.status_code == 400
+    assert sorted(response.json()["error"]["unknown_fields"]) == TAMPERED_KEYS
+    assert not Subscription.objects.filter(customer=customer).exists()
+    assert not PaymentAttempt.objects.filter(invoice__customer=customer).exists()
+    assert sandbox.payments() == []
+
+    plain = client.post("/api/subscriptions/", json.dumps({"plan": "basic"}), content_type="application/json")
+
+    assert plain.status_code == 201 and plain.json()["plan"]["amount"] == 9_900
     [attempt] = PaymentAttempt.objects.filter(invoice__customer=customer)
     assert attempt.amount == charged_at_iamport(sandbox, attempt) == 9_900
+
+
+def test_api_plan_change_is_refused_and_charges_nothing_when_the_client_posts_its_own_amount(sandbox, world):
+    before = Subscription.objects.select_related("plan").get(pk=world.owner.subscription.pk)
+    charged_before = sandbox.payments()
+
+    response = client_as(world.owner.user).post(
+        f"/api/subscriptions/{before.pk}/change-plan",
+        json.dumps({**TAMPERED, "plan": "pro"}),
+        content_type="application/json",
+    )
+
+    assert response.status_code == 400
+    assert sorted(response.json()["error"]["unknown_fields"]) == TAMPERED_KEYS
+    assert PaymentAttempt.objects.filter(invoice__customer=before.customer).latest("pk").pk == world.owner.payment.pk
+    assert sandbox.payments() == charged_before
+    assert Subscription.objects.get(pk=before.pk).plan.code == before.plan.code
 
 
 @pytest.mark.parametrize("via", ["web", "api"])
@@ -68,11 +96,9 @@ def test_plan_change_charges_the_server_proration_when_the_browser_posts_its_own
     if via == "web":
         response = client.post("/account/change/pro/", {**TAMPERED, "plan": "basic"})
         assert response.status_code == 302 and response["Location"] == "/account/"
-    else:
+    else:  # the plan only: any other key is refused (above)
         response = client.post(
-            f"/api/subscriptions/{before.pk}/change-plan",
-            json.dumps({**TAMPERED, "plan": "pro"}),
-            content_type="application/json",
+            f"/api/subscriptions/{before.pk}/change-plan", json.dumps({"plan": "pro"}), content_type="application/json"
         )
         assert response.status_code == 200
 
@@ -90,9 +116,11 @@ def test_card_prepare_asks_for_zero_won_when_the_browser_posts_an_amount(world):
     as_form = client.post("/account/card/prepare", {"amount": 50_000})
     as_json = client.post("/account/card/prepare", json.dumps({"amount": 50_000}), content_type="application/json")
     api = client.post("/api/billing-keys/prepare", json.dumps({"amount": 50_000}), content_type="application/json")
+    plain = client.post("/api/billing-keys/prepare", json.dumps({}), content_type="application/json")
 
-    assert [r.status_code for r in (as_form, as_json, api)] == [200, 200, 201]
-    assert [r.json()["params"]["amount"] for r in (as_form, as_json, api)] == [0, 0, 0]
+    assert [r.status_code for r in (as_form, as_json, api, plain)] == [200, 200, 400, 201]
+    assert api.json()["error"]["unknown_fields"] == ["amount"]
+    assert [r.json()["params"]["amount"] for r in (as_form, as_json, plain)] == [0, 0, 0]
 
 
 def test_subscribing_to_an_inactive_plan_is_refused_when_posted_directly(card_holder):

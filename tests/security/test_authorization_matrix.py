@@ -18,6 +18,8 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from drf_spectacular.generators import SchemaGenerator
 
+from billing import clock
+from billing.services.refunds import refund_create
 from tests.security.conftest import ROLES, client_as, outcome, resolver_routes
 
 pytestmark = pytest.mark.django_db
@@ -107,6 +109,7 @@ def api_signed_in(status) -> dict:
 
 API = [
     Case("api/plans/", "GET", "/api/plans/", public(200)),
+    Case("api/plans/<slug:code>", "GET", "/api/plans/pro", public(200)),
     Case("api/auth/token", "POST", "/api/auth/token", public(400), {"username": "nobody", "password": "x"}),
     Case("api/billing-keys/", "GET", "/api/billing-keys/", api_signed_in(200)),
     Case("api/billing-keys/prepare", "POST", "/api/billing-keys/prepare", api_signed_in(201)),
@@ -117,6 +120,7 @@ API = [
         api_owner_only(201),
         {"customer_uid": "{customer_uid}"},
     ),
+    Case("api/billing-keys/<int:pk>", "GET", "/api/billing-keys/{key}", api_owner_only(200)),
     # The owner's only card of a live subscription cannot go (409); nobody else even sees it.
     Case("api/billing-keys/<int:pk>", "DELETE", "/api/billing-keys/{key}", api_owner_only(409)),
     Case("api/invoices/", "GET", "/api/invoices/", api_signed_in(200)),
@@ -133,6 +137,8 @@ API = [
         expect(401, 403, 404, 403, 201),
         {"amount": 1_000, "reason": "matrix"},
     ),
+    # A refund of the owner's payment, by its id: the same answers as the refunds of that payment.
+    Case("api/refunds/<int:pk>", "GET", "/api/refunds/{refund}", expect(401, 403, 404, 403, 200)),
     Case("api/subscriptions/", "GET", "/api/subscriptions/", api_signed_in(200)),
     # Already subscribed (409) or no card (400): always about the caller's own account.
     Case("api/subscriptions/", "POST", "/api/subscriptions/", expect(401, 409, 409, 400, 400), {"plan": "pro"}),
@@ -207,6 +213,8 @@ def _leaks(world) -> list[str]:
 
 def _request(client, case: Case, ids: dict):
     path = case.path.format(**ids)
+    if case.body is None and case.route.startswith("api/"):
+        return client.generic(case.method, path)  # no body at all, as an API client sends it
     if case.body is None:
         return getattr(client, case.method.lower())(path)
     body = json.loads(json.dumps(case.body or {}).replace("{customer_uid}", ids["customer_uid"]))
@@ -218,9 +226,15 @@ def _request(client, case: Case, ids: dict):
 @pytest.mark.parametrize("case", MATRIX, ids=lambda c: f"{c.method} /{c.route}")
 def test_each_role_reaches_only_its_own_objects_when_requesting_the_route(world, case):
     got, leaked = {}, []
+    ids = world.ids
+    if "{refund}" in case.path:
+        refund = refund_create(
+            attempt_id=world.owner.payment.pk, amount=500, reason="matrix", now=clock.now(), actor=world.refunder
+        )
+        ids = {**ids, "refund": refund.pk}
     for role in ROLES:
         with transaction.atomic():  # each role starts from the same world
-            response = _request(client_as(world.user(role)), case, world.ids)
+            response = _request(client_as(world.user(role)), case, ids)
             transaction.set_rollback(True)
         got[role] = outcome(response)
         if role in ("anonymous", "other", "staff"):
