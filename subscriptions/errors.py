@@ -39,3 +39,17 @@ class PlanChangePreviewExpiredError(ApplicationError):
     code = "preview_expired"
     status_code = 409
     default_message = _("The preview has expired. Look at the new price again before confirming.")
+
+
+class AgreementRequiredError(ApplicationError):
+    code = "agreement_required"
+    status_code = 400
+    default_message = _(
+        "To subscribe, agree to the terms of service and to the automatic renewal: tick the agreement box."
+    )
+
+
+class PolicyChangedError(ApplicationError):
+    code = "policy_changed"
+    status_code = 409
+    default_message = _("The terms or the refund policy were updated while you were reading. Read them again.")

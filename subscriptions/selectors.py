@@ -41,8 +41,9 @@ from billing.selectors import (
     kst_midnight,
     revenue_paid_by_day,
 )
-from subscriptions.models import Plan, Subscription
-from subscriptions.pricing import monthly_amount
+from subscriptions.models import Plan, PolicyDocument, Subscription
+from subscriptions.periods import period_bounds
+from subscriptions.pricing import VatSplit, monthly_amount, split_vat
 
 # --- dashboard figures ---
 
@@ -284,3 +285,49 @@ def invoice_receipt(*, customer: Customer, invoice_id: int) -> Invoice | None:
         .first()
     )
     return invoice
+
+
+# --- policies (public) ---
+
+
+def policies_current(*, now: dt.datetime) -> dict[str, PolicyDocument]:
+    """The version of each policy kind in effect at `now` (the newest one whose effective date has come);
+    kinds the merchant has not written yet are absent."""
+    current: dict[str, PolicyDocument] = {}
+    for document in PolicyDocument.objects.filter(effective_at__lte=now).order_by("kind", "-effective_at", "-id"):
+        current.setdefault(document.kind, document)
+    return current
+
+
+def policy_versions(*, kind: str, now: dt.datetime) -> list[PolicyDocument]:
+    """Every version of a kind that has taken effect, newest first (future versions are not public yet)."""
+    return list(PolicyDocument.objects.filter(kind=kind, effective_at__lte=now).order_by("-effective_at", "-id"))
+
+
+# --- checkout (what the subscriber must see before paying, 전자상거래법 §13) ---
+
+
+@dataclass(frozen=True)
+class CheckoutTerms:
+    plan: Plan
+    price: VatSplit  # the plan's amount: supply, VAT and tax-free parts
+    charged_now: int  # 0 with a trial
+    trial_end: dt.datetime | None  # when the trial ends and the first charge falls due
+    first_charge_at: dt.datetime  # now without a trial
+    next_charge_at: dt.datetime  # the charge after the first one (automatic renewal)
+
+
+def checkout_terms(*, plan: Plan, now: dt.datetime) -> CheckoutTerms:
+    """The facts the checkout page states, computed as subscription_create will: a trial starts now and
+    ends after trial_days; the first period is anchored at its first charge, and renews from that anchor."""
+    trial_end = now + dt.timedelta(days=plan.trial_days) if plan.trial_days else None
+    anchor = trial_end or now
+    _, first_period_end = period_bounds(anchor, interval=plan.interval, count=plan.interval_count, index=0)
+    return CheckoutTerms(
+        plan=plan,
+        price=split_vat(plan.amount, plan.tax_free_amount),
+        charged_now=0 if trial_end else plan.amount,
+        trial_end=trial_end,
+        first_charge_at=anchor,
+        next_charge_at=first_period_end,
+    )

@@ -36,15 +36,21 @@ from subscriptions.services.common import (
     period_invoices,
     set_status,
 )
+from subscriptions.services.policies import AgreementInput, agreement_record
 from subscriptions.services.schedules import schedule_sync_on_commit
 
 logger = logging.getLogger(__name__)
 S = Subscription.Status
 
 
-def subscription_create(*, customer: Customer, plan: Plan, now: dt.datetime, gateway=None) -> Subscription:
+def subscription_create(
+    *, customer: Customer, plan: Plan, now: dt.datetime, gateway=None, agreement: AgreementInput | None = None
+) -> Subscription:
     """Subscribe: with a trial, no charge until it ends; otherwise the first period is invoiced and charged
-    now, and the subscription becomes active only when that charge succeeds."""
+    now, and the subscription becomes active only when that charge succeeds.
+
+    `agreement` (what the subscriber agreed to at checkout) is written in the same transaction as the
+    subscription; the web checkout and the API refuse to call this without one."""
     if not plan.active:
         raise PlanNotAvailableError()
     invoice = None
@@ -95,6 +101,8 @@ def subscription_create(*, customer: Customer, plan: Plan, now: dt.datetime, gat
             to_status=subscription.status,
             data={"plan": plan.code},
         )
+        if agreement is not None:
+            agreement_record(subscription=subscription, agreement=agreement, now=now)
     if invoice is not None:
         charge_invoice(invoice_id=invoice.pk, now=now, gateway=gateway)
     subscription.refresh_from_db()
