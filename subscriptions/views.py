@@ -64,7 +64,15 @@ def _live_subscription(customer) -> Subscription:
 
 
 def pricing(request):
-    return render(request, "subscriptions/pricing.html", {"plans": Plan.objects.filter(active=True)})
+    current_plan_id = None
+    if request.user.is_authenticated:
+        live = Subscription.objects.filter(customer__user=request.user).exclude(status="canceled").first()
+        current_plan_id = live.plan_id if live else None
+    return render(
+        request,
+        "subscriptions/pricing.html",
+        {"plans": Plan.objects.filter(active=True), "current_plan_id": current_plan_id},
+    )
 
 
 class LoginView(auth_views.LoginView):
@@ -127,11 +135,17 @@ def signup(request):
 
 @login_required
 def account(request):
-    summary = account_summary(customer=_customer(request))
+    customer = _customer(request)
+    summary = account_summary(customer=customer)
     return render(
         request,
         "subscriptions/account.html",
-        {"summary": summary, "subscription": summary.subscription, "card": summary.card},
+        {
+            "summary": summary,
+            "subscription": summary.subscription,
+            "card": summary.card,
+            "recent_invoices": invoices_for_customer(customer=customer)[:3],
+        },
     )
 
 
@@ -393,10 +407,10 @@ def invoices(request):
 
 @login_required
 def receipt(request, invoice_id: int):
-    invoice = invoice_receipt(customer=_customer(request), invoice_id=invoice_id)
-    if invoice is None:
+    receipt = invoice_receipt(customer=_customer(request), invoice_id=invoice_id)
+    if receipt is None:
         raise Http404
-    return render(request, "subscriptions/receipt.html", {"invoice": invoice})
+    return render(request, "subscriptions/receipt.html", {"receipt": receipt, "invoice": receipt.invoice})
 
 
 def policy(request, kind: str, version: str | None = None):
