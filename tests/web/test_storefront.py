@@ -16,8 +16,8 @@ from subscriptions.models import PolicyDocument, Subscription, SubscriptionAgree
 from subscriptions.services.lifecycle import subscription_create
 from subscriptions.services.plans import plans_seed_demo
 from subscriptions.services.policies import policies_seed_demo
-from tests.factories import register_card
 from tests.factories import make_customer as new_customer
+from tests.factories import register_card
 
 pytestmark = pytest.mark.django_db
 
