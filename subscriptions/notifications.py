@@ -11,7 +11,8 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import translation
 
 from billing.models import Customer, Invoice, PaymentAttempt
-from subscriptions.models import Subscription
+from subscriptions.merchant import merchant_profile
+from subscriptions.models import Subscription, SubscriptionInvoice
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ def _send(customer: Customer, template: str, context: dict) -> None:
         logger.info("customer %s has no email; %s not sent", customer.pk, template)
         return
     language = "en" if customer.preferred_language.startswith("en") else "ko"
+    context = {**context, "MERCHANT": merchant_profile()}
     with translation.override(language):
         subject = render_to_string(f"subscriptions/email/{template}_{language}.subject.txt", context).strip()
         body = render_to_string(f"subscriptions/email/{template}_{language}.txt", context)
@@ -38,11 +40,13 @@ def _send(customer: Customer, template: str, context: dict) -> None:
 def send_payment_failed(*, invoice_id: int, attempt_id: int) -> None:
     invoice = Invoice.objects.select_related("customer").get(pk=invoice_id)
     attempt = PaymentAttempt.objects.get(pk=attempt_id)
+    link = SubscriptionInvoice.objects.select_related("plan").filter(invoice=invoice).first()
     _send(
         invoice.customer,
         "payment_failed",
         {
             "invoice": invoice,
+            "plan": link.plan if link else None,  # its name in the email's language (the invoice has only ko)
             "attempt": attempt,
             "update_card_url": _url("subscriptions:card", "/account/card/"),
             "next_attempt_at": invoice.next_attempt_at,
