@@ -19,7 +19,7 @@ from billing.errors import ApplicationError
 from billing.models import Invoice, PaymentAttempt
 from subscriptions.admin_views import DashboardView
 from subscriptions.errors import PlanImmutableError
-from subscriptions.models import Plan, Subscription, SubscriptionInvoice
+from subscriptions.models import Plan, PolicyDocument, Subscription, SubscriptionAgreement, SubscriptionInvoice
 from subscriptions.services.dunning import invoice_retry
 from subscriptions.services.plans import plan_update
 
@@ -203,3 +203,39 @@ def _add_dashboard_url(site: admin.AdminSite) -> None:
 
 
 _add_dashboard_url(admin.site)
+
+
+@admin.register(PolicyDocument)
+class PolicyDocumentAdmin(admin.ModelAdmin):
+    """The merchant writes the policies here. A version in effect is never edited (subscribers agreed to its
+    words): publish a new version with a later effective date instead."""
+
+    list_display = ("kind", "version", "effective_at", "created_at")
+    list_filter = ("kind",)
+    ordering = ("kind", "-effective_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and obj.effective_at <= clock.now():
+            return ("kind", "version", "body_ko", "body_en", "effective_at", "created_at")
+        return ("created_at",)
+
+    def has_delete_permission(self, request, obj=None):
+        return obj is None or obj.effective_at > clock.now()
+
+
+@admin.register(SubscriptionAgreement)
+class SubscriptionAgreementAdmin(admin.ModelAdmin):
+    """Append-only proof of consent: read here, never changed."""
+
+    list_display = ("subscription", "plan", "terms", "refund_policy", "channel", "agreed_at")
+    list_filter = ("channel",)
+    raw_id_fields = ("subscription",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -57,3 +57,17 @@ class PeriodNotCurrentError(ApplicationError):
         "Your billing period is being renewed right now. Try again in a minute; the price will be worked out "
         "for the new period."
     )
+
+
+class AgreementRequiredError(ApplicationError):
+    code = "agreement_required"
+    status_code = 400
+    default_message = _(
+        "To subscribe, agree to the terms of service and to the automatic renewal: tick the agreement box."
+    )
+
+
+class PolicyChangedError(ApplicationError):
+    code = "policy_changed"
+    status_code = 409
+    default_message = _("The terms or the refund policy were updated while you were reading. Read them again.")

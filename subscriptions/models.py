@@ -165,3 +165,77 @@ class SubscriptionInvoice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.period_start:%Y-%m-%d} -> invoice {self.invoice_id}"
+
+
+class PolicyDocument(models.Model):
+    """One version of a policy the merchant writes in the admin: 이용약관, 개인정보처리방침 or 환불정책.
+
+    Versions are never edited once in effect (the admin makes them read-only): a change is a new version with
+    its own effective date. The current version of a kind is the newest one in effect; past versions stay
+    readable, because a subscriber agreed to the one in effect when they subscribed.
+    """
+
+    class Kind(models.TextChoices):
+        TERMS = "terms", _("Terms of service")
+        PRIVACY = "privacy", _("Privacy policy")
+        REFUND = "refund", _("Refund policy")
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    version = models.CharField(max_length=32, help_text=_("e.g. 2026-01 or v2; unique per kind"))
+    body_ko = models.TextField(help_text=_("Korean text, shown first"))
+    body_en = models.TextField(blank=True, help_text=_("English text; the Korean text is shown when empty"))
+    effective_at = models.DateTimeField(help_text=_("When this version takes effect"))
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("policy document")
+        verbose_name_plural = _("policy documents")
+        ordering = ["kind", "-effective_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["kind", "version"], name="policy_document_kind_version")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.version}"
+
+    @property
+    def body(self) -> str:
+        english = (get_language() or "ko").startswith("en")
+        return self.body_en if english and self.body_en else self.body_ko
+
+    @property
+    def body_language(self) -> str:
+        english = (get_language() or "ko").startswith("en")
+        return "en" if english and self.body_en else "ko"
+
+
+class SubscriptionAgreement(models.Model):
+    """What a subscriber agreed to when subscribing (전자상거래법 §13, 약관법): append-only, written in the same
+    transaction as the subscription. The documents are the versions shown on the checkout page (or current
+    when the API was called); `auto_renewal` is the explicit consent to automatic renewal."""
+
+    class Channel(models.TextChoices):
+        WEB = "web", _("web checkout")
+        API = "api", _("API")
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="agreements")
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="+")
+    terms = models.ForeignKey(PolicyDocument, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    refund_policy = models.ForeignKey(PolicyDocument, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    privacy_policy = models.ForeignKey(
+        PolicyDocument, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    auto_renewal = models.BooleanField()
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    agreed_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("subscription agreement")
+        verbose_name_plural = _("subscription agreements")
+        ordering = ["-agreed_at", "-id"]
+        constraints = [
+            # Only an explicit yes to automatic renewal is a record worth keeping.
+            models.CheckConstraint(condition=Q(auto_renewal=True), name="agreement_auto_renewal_given"),
+        ]
+
+    def __str__(self) -> str:
+        return f"agreement {self.pk} (subscription {self.subscription_id}, {self.agreed_at:%Y-%m-%d})"

@@ -11,7 +11,8 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import translation
 
 from billing.models import Customer, Invoice, PaymentAttempt
-from subscriptions.models import Subscription
+from subscriptions.merchant import merchant_profile
+from subscriptions.models import Subscription, SubscriptionInvoice
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ def _send(customer: Customer, template: str, context: dict) -> None:
         logger.info("customer %s has no email; %s not sent", customer.pk, template)
         return
     language = "en" if customer.preferred_language.startswith("en") else "ko"
+    context = {**context, "MERCHANT": merchant_profile()}
     with translation.override(language):
         subject = render_to_string(f"subscriptions/email/{template}_{language}.subject.txt", context).strip()
         body = render_to_string(f"subscriptions/email/{template}_{language}.txt", context)
@@ -36,9 +38,14 @@ def _send(customer: Customer, template: str, context: dict) -> None:
 
 
 def send_payments_failed(*, failures: list[tuple[int, int]]) -> None:
-    """One email per failed charge, (invoice id, attempt id) each; the rows are read in two queries."""
-    invoices = Invoice.objects.select_related("customer").in_bulk([invoice_id for invoice_id, _ in failures])
+    """One email per failed charge, (invoice id, attempt id) each; the rows are read in three queries."""
+    invoice_ids = [invoice_id for invoice_id, _ in failures]
+    invoices = Invoice.objects.select_related("customer").in_bulk(invoice_ids)
     attempts = PaymentAttempt.objects.in_bulk([attempt_id for _, attempt_id in failures])
+    plans = {  # each invoice's plan: its name in the email's language (the invoice has only ko)
+        link.invoice_id: link.plan
+        for link in SubscriptionInvoice.objects.select_related("plan").filter(invoice_id__in=invoice_ids)
+    }
     update_card_url = _url("subscriptions:card", "/account/card/")
     for invoice_id, attempt_id in failures:
         invoice = invoices[invoice_id]
@@ -47,6 +54,7 @@ def send_payments_failed(*, failures: list[tuple[int, int]]) -> None:
             "payment_failed",
             {
                 "invoice": invoice,
+                "plan": plans.get(invoice_id),
                 "attempt": attempts[attempt_id],
                 "update_card_url": update_card_url,
                 "next_attempt_at": invoice.next_attempt_at,

@@ -26,7 +26,8 @@ Operation                     Rounding rule
 "Half-up" here means ties go away from zero (commercial rounding, 사사오입); outputs that are money
 are never negative, so for them it is plain half-up. The per-line amounts in ``Proration.lines`` are
 rounded only for display; the charged amount comes from the exact net, and a "rounding" line
-reconciles the displayed lines with it.
+records the difference. ``Proration.describe`` prints whole days and whole won, and allocates that
+difference to the unused-time credit (``display_amounts``), so the sentences add up to the charge.
 
 Formatting won for people (``format_won``, ``Proration.describe``) lives here only so that the
 explanation of a proration and its numbers cannot drift apart; templates format everything else.
@@ -45,7 +46,6 @@ from billing.money import (
     VatSplit,
     check_money,
     format_won,
-    format_won_number,
     round_half_up,
     split_refund,
     split_vat,
@@ -115,12 +115,30 @@ class Proration:
         """Tax-free part of ``amount_due`` (send as Iamport's ``tax_free``)."""
         return self.vat_split.tax_free
 
+    def display_amounts(self) -> tuple[int, ...]:
+        """The whole-won amount shown for each non-rounding line, summing exactly to amount_due − credit_left.
+
+        Rounding rule (display only; the charge is unaffected): every line shows its own half-up rounding,
+        except that the rounding difference (at most a won or two, the ``"rounding"`` line) is allocated to
+        the credit for unused time, the one line that is always a share of a period. So a subscriber who adds
+        up the lines gets the amount charged, and no line reads "rounding"."""
+        shown = [line.rounded_amount for line in self.lines if line.kind != "rounding"]
+        difference = self.amount_due - self.credit_left - sum(shown)
+        kinds = [line.kind for line in self.lines if line.kind != "rounding"]
+        target = kinds.index("unused_time") if "unused_time" in kinds else len(shown) - 1
+        shown[target] += difference
+        return tuple(shown)
+
     def describe(self, lang: Lang = "ko") -> tuple[str, ...]:
-        """The working as plain sentences in Korean (``"ko"``) or English (``"en"``), last line the result."""
+        """The working as plain sentences in Korean (``"ko"``) or English (``"en"``), last line the result:
+        whole days and whole won (``남은 11일분 3,513원 차감``), and the shown amounts add up to the result."""
         if lang not in _TEXT:
             raise ValueError(f"unsupported language {lang!r}; expected 'ko' or 'en'")
         text = _TEXT[lang]
-        rendered = [_describe_line(line, lang) for line in self.lines]
+        lines = [line for line in self.lines if line.kind != "rounding"]
+        rendered = [
+            _describe_line(line, amount, lang) for line, amount in zip(lines, self.display_amounts(), strict=True)
+        ]
         rendered.append(text["amount_due"].format(amount=format_won(self.amount_due, lang)))
         if self.credit_left:
             rendered.append(text["credit_left"].format(amount=format_won(self.credit_left, lang)))
@@ -297,53 +315,42 @@ def _check_aware(name: str, value: datetime) -> None:
 
 _TEXT: dict[str, dict[str, str]] = {
     "ko": {
-        "unused_time": "기존 요금제 미사용 기간: 남은 기간 {days}일 / {total}일 × 일 {rate} = {amount}",
-        "remaining_time": "새 요금제 남은 기간: 남은 기간 {days}일 / {total}일 × 일 {rate} = {amount}",
-        "new_period": "새 요금제 전체 기간: {amount}",
-        "rounding": "원 미만 단수 조정: {amount}",
+        "unused_time": "기존 요금제 남은 {days}일분 {amount} 차감",
+        "unused_time_added": "기존 요금제 남은 {days}일분 {amount} 추가",
+        "remaining_time": "새 요금제 남은 {days}일분 {amount}",
+        "new_period": "새 요금제 전체 기간 {amount}",
+        "about": "약 {days}",
         "amount_due": "결제할 금액: {amount}",
         "credit_left": "남은 크레딧: {amount}",
     },
     "en": {
-        "unused_time": "Unused time on the previous plan: {days} of {total} days × {rate}/day = {amount}",
-        "remaining_time": "Remaining time on the new plan: {days} of {total} days × {rate}/day = {amount}",
+        "unused_time": "Unused {days} days of the previous plan: −{amount}",
+        "unused_time_added": "Unused {days} days of the previous plan: +{amount}",
+        "remaining_time": "Remaining {days} days on the new plan: {amount}",
         "new_period": "New plan, full period: {amount}",
-        "rounding": "Rounding to the whole won: {amount}",
+        "about": "about {days}",
         "amount_due": "Amount due: {amount}",
         "credit_left": "Credit left: {amount}",
     },
 }
 
 
-def _describe_line(line: ProrationLine, lang: str) -> str:
-    amount = format_won(line.rounded_amount, lang)
-    if line.kind == "rounding" and line.rounded_amount > 0:
-        amount = "+" + amount
-    if line.days_remaining is None or line.total_days is None or line.daily_rate is None:
-        return _TEXT[lang][line.kind].format(amount=amount)
-    return _TEXT[lang][line.kind].format(
-        days=_format_decimal(line.days_remaining),
-        total=_format_decimal(line.total_days),
-        rate=_format_approx_won(line.daily_rate, lang),
-        amount=amount,
-    )
+def _whole_days(value: Fraction, lang: str) -> str:
+    """Days as a whole number; "약 13" / "about 13" when the exact figure is not whole (never "0" for a part)."""
+    days = max(round_half_up(value), 1 if value > 0 else 0)
+    return f"{days:,}" if value == days else _TEXT[lang]["about"].format(days=f"{days:,}")
 
 
-def _format_decimal(value: Fraction) -> str:
-    """Up to two decimals with thousands separators; ``≈`` marks a value that was rounded for display."""
-    hundredths = round_half_up(value * 100)
-    if hundredths == 0 and value != 0:
-        return "<0.01"
-    whole, cents = divmod(hundredths, 100)
-    text = f"{whole:,}" if cents == 0 else f"{whole:,}.{cents:02d}".rstrip("0")
-    return text if Fraction(hundredths, 100) == value else "≈" + text
-
-
-def _format_approx_won(value: Fraction, lang: str) -> str:
-    """A non-integral won amount (a daily rate) for display: ``≈996.67원`` / ``≈₩996.67``."""
-    text = _format_decimal(value)
-    approx = text.startswith("≈")
-    return ("≈" if approx else "") + format_won_number(text.removeprefix("≈"), negative=False, lang=lang)
+def _describe_line(line: ProrationLine, amount: int, lang: str) -> str:
+    text = _TEXT[lang]
+    if line.days_remaining is None:
+        return text[line.kind].format(amount=format_won(amount, lang))
+    days = _whole_days(line.days_remaining, lang)
+    if line.kind == "unused_time":
+        # A credit is shown as a positive amount taken off ("차감"); it can only turn positive by rounding.
+        key = "unused_time" if amount <= 0 else "unused_time_added"
+        return text[key].format(days=days, amount=format_won(abs(amount), lang))
+    return text[line.kind].format(days=days, amount=format_won(amount, lang))
 
 
 # A plan price normalised to one month, for MRR: a year is 12 months, a week 52/12, a day 365/12.

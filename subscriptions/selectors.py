@@ -24,11 +24,13 @@ import datetime as dt
 from dataclasses import dataclass
 from fractions import Fraction
 
-from django.db.models import Count, Prefetch, Q, QuerySet, Sum
-from django.db.models.functions import TruncWeek
+from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce, TruncWeek
+from django.utils.translation import gettext as _
 
 from billing.models import BillingKey, Customer, Invoice, PaymentAttempt, Refund
 from billing.money import round_half_up
+from billing.money_status import invoice_money_status
 from billing.selectors import (
     KST,
     DayAmount,
@@ -41,8 +43,9 @@ from billing.selectors import (
     kst_midnight,
     revenue_paid_by_day,
 )
-from subscriptions.models import Plan, Subscription
-from subscriptions.pricing import monthly_amount
+from subscriptions.models import Plan, PolicyDocument, Subscription
+from subscriptions.periods import period_bounds
+from subscriptions.pricing import VatSplit, monthly_amount, split_vat
 
 # --- dashboard figures ---
 
@@ -261,29 +264,163 @@ def account_summary(*, customer: Customer) -> AccountSummary:
     )
 
 
-def invoices_for_customer(*, customer: Customer):
-    """The customer's invoices, newest finalized first: drafts left out, and void ones that were never charged."""
-    return (
+def _refunded_total():
+    refunds = Refund.objects.filter(attempt__invoice=OuterRef("pk"), status=Refund.Status.SUCCEEDED)
+    return Coalesce(Subquery(refunds.values("attempt__invoice").annotate(t=Sum("amount")).values("t")[:1]), 0)
+
+
+def _with_money_status(invoice: Invoice) -> Invoice:
+    invoice.money_status = invoice_money_status(invoice, refunded=invoice.refunded)
+    return invoice
+
+
+def invoices_for_customer(*, customer: Customer) -> list[Invoice]:
+    """The customer's invoices, newest finalized first: drafts left out, and void ones that were never charged.
+    Each carries `refunded` (won) and `money_status` (billing.money_status), as the receipt does."""
+    invoices = (
         Invoice.objects.filter(customer=customer)
         .exclude(status=Invoice.Status.DRAFT)
         .exclude(status=Invoice.Status.VOID, attempts__isnull=True)
         .distinct()
+        .annotate(refunded=_refunded_total())
         .order_by("-finalized_at", "-id")
     )
+    return [_with_money_status(invoice) for invoice in invoices]
 
 
-def invoice_receipt(*, customer: Customer, invoice_id: int) -> Invoice | None:
+@dataclass(frozen=True)
+class ReceiptLine:
+    label: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class RefundLine:
+    """One refund as the books record it (Refund row): its VAT and tax-free parts, the rest is supply."""
+
+    at: dt.datetime
+    amount: int
+    supply: int
+    vat: int
+    tax_free: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Receipt:
+    invoice: Invoice
+    lines: list[ReceiptLine]
+    refunds: list[RefundLine]
+    refunded: VatSplit  # the refunds summed: total, supply, vat, tax_free
+    net: VatSplit  # what the subscriber finally paid: the invoice's parts minus the refunds' parts
+
+
+def _line_label(line, link) -> str:
+    """An invoice line in the page's language (lines store both languages; the plan knows its names)."""
+    if line.amount < 0:
+        return str(_("Credit applied"))
+    if link is not None and link.target_plan_id:
+        return f"{link.plan.name} → {link.target_plan.name}"
+    plan_code = (line.details or {}).get("plan")
+    if link is not None and (plan_code is None or plan_code == link.plan.code):
+        return link.plan.name
+    plan = Plan.objects.filter(code=plan_code).first() if plan_code else None
+    return plan.name if plan else line.description
+
+
+def invoice_receipt(*, customer: Customer, invoice_id: int) -> Receipt | None:
     """One of the customer's invoices with its lines, payments and refunds (None if not theirs)."""
     refunds = Refund.objects.filter(status=Refund.Status.SUCCEEDED).order_by("created_at")
     attempts = PaymentAttempt.objects.order_by("created_at").prefetch_related(Prefetch("refunds", queryset=refunds))
     invoice = (
         Invoice.objects.filter(customer=customer, pk=invoice_id)
         .exclude(status=Invoice.Status.DRAFT)
+        .select_related("subscription_link__plan", "subscription_link__target_plan")
         .prefetch_related("lines", Prefetch("attempts", queryset=attempts))
-        .annotate(refunded=Sum("attempts__refunds__amount", filter=Q(attempts__refunds__status="succeeded"), default=0))
+        .annotate(refunded=_refunded_total())
         .first()
     )
-    return invoice
+    if invoice is None:
+        return None
+    _with_money_status(invoice)
+    link = getattr(invoice, "subscription_link", None)
+    refund_lines = [
+        RefundLine(
+            at=refund.created_at,
+            amount=refund.amount,
+            supply=refund.amount - refund.vat_amount - refund.tax_free_amount,
+            vat=refund.vat_amount,
+            tax_free=refund.tax_free_amount,
+            reason=refund.reason,
+        )
+        for attempt in invoice.attempts.all()
+        for refund in attempt.refunds.all()
+    ]
+    refunded = VatSplit(
+        total=sum(r.amount for r in refund_lines),
+        supply=sum(r.supply for r in refund_lines),
+        vat=sum(r.vat for r in refund_lines),
+        tax_free=sum(r.tax_free for r in refund_lines),
+    )
+    net = VatSplit(
+        total=invoice.total - refunded.total,
+        supply=invoice.supply_amount - refunded.supply,
+        vat=invoice.vat_amount - refunded.vat,
+        tax_free=invoice.tax_free_amount - refunded.tax_free,
+    )
+    return Receipt(
+        invoice=invoice,
+        lines=[ReceiptLine(label=_line_label(line, link), amount=line.amount) for line in invoice.lines.all()],
+        refunds=refund_lines,
+        refunded=refunded,
+        net=net,
+    )
+
+
+# --- policies (public) ---
+
+
+def policies_current(*, now: dt.datetime) -> dict[str, PolicyDocument]:
+    """The version of each policy kind in effect at `now` (the newest one whose effective date has come);
+    kinds the merchant has not written yet are absent."""
+    current: dict[str, PolicyDocument] = {}
+    for document in PolicyDocument.objects.filter(effective_at__lte=now).order_by("kind", "-effective_at", "-id"):
+        current.setdefault(document.kind, document)
+    return current
+
+
+def policy_versions(*, kind: str, now: dt.datetime) -> list[PolicyDocument]:
+    """Every version of a kind that has taken effect, newest first (future versions are not public yet)."""
+    return list(PolicyDocument.objects.filter(kind=kind, effective_at__lte=now).order_by("-effective_at", "-id"))
+
+
+# --- checkout (what the subscriber must see before paying, 전자상거래법 §13) ---
+
+
+@dataclass(frozen=True)
+class CheckoutTerms:
+    plan: Plan
+    price: VatSplit  # the plan's amount: supply, VAT and tax-free parts
+    charged_now: int  # 0 with a trial
+    trial_end: dt.datetime | None  # when the trial ends and the first charge falls due
+    first_charge_at: dt.datetime  # now without a trial
+    next_charge_at: dt.datetime  # the charge after the first one (automatic renewal)
+
+
+def checkout_terms(*, plan: Plan, now: dt.datetime) -> CheckoutTerms:
+    """The facts the checkout page states, computed as subscription_create will: a trial starts now and
+    ends after trial_days; the first period is anchored at its first charge, and renews from that anchor."""
+    trial_end = now + dt.timedelta(days=plan.trial_days) if plan.trial_days else None
+    anchor = trial_end or now
+    _, first_period_end = period_bounds(anchor, interval=plan.interval, count=plan.interval_count, index=0)
+    return CheckoutTerms(
+        plan=plan,
+        price=split_vat(plan.amount, plan.tax_free_amount),
+        charged_now=0 if trial_end else plan.amount,
+        trial_end=trial_end,
+        first_charge_at=anchor,
+        next_charge_at=first_period_end,
+    )
 
 
 def subscription_locked(subscription_id: int) -> Subscription:

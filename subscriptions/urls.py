@@ -20,4 +20,6 @@ urlpatterns = [
     path("account/pause/", views.pause, name="pause"),
     path("account/invoices/", views.invoices, name="invoices"),
     path("account/invoices/<int:invoice_id>/", views.receipt, name="receipt"),
+    path("policies/<slug:kind>/", views.policy, name="policy"),
+    path("policies/<slug:kind>/<str:version>/", views.policy, name="policy-version"),
 ]

@@ -9,7 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 from functools import wraps
+from urllib.parse import quote
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
@@ -17,18 +19,28 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import resolve, reverse
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from billing import clock
 from billing.errors import ApplicationError
+from billing.selectors import billing_key_default
 from billing.services.billing_keys import card_registration_confirm, card_registration_prepare
 from billing.services.customers import customer_get_or_create
 from subscriptions import ratelimit
+from subscriptions.errors import AgreementRequiredError
 from subscriptions.forms import CancelForm, PauseForm
-from subscriptions.models import Plan, Subscription
-from subscriptions.selectors import account_summary, invoice_receipt, invoices_for_customer
+from subscriptions.models import Plan, PolicyDocument, Subscription, SubscriptionAgreement
+from subscriptions.selectors import (
+    account_summary,
+    checkout_terms,
+    invoice_receipt,
+    invoices_for_customer,
+    policies_current,
+    policy_versions,
+)
 from subscriptions.services.lifecycle import (
     subscription_cancel,
     subscription_create,
@@ -36,6 +48,8 @@ from subscriptions.services.lifecycle import (
     subscription_resume,
 )
 from subscriptions.services.plan_changes import subscription_change_plan, subscription_change_preview
+from subscriptions.services.policies import agreement_for_checkout
+from subscriptions.templatetags.kbilling import sentence
 
 
 def _customer(request):
@@ -50,7 +64,15 @@ def _live_subscription(customer) -> Subscription:
 
 
 def pricing(request):
-    return render(request, "subscriptions/pricing.html", {"plans": Plan.objects.filter(active=True)})
+    current_plan_id = None
+    if request.user.is_authenticated:
+        live = Subscription.objects.filter(customer__user=request.user).exclude(status="canceled").first()
+        current_plan_id = live.plan_id if live else None
+    return render(
+        request,
+        "subscriptions/pricing.html",
+        {"plans": Plan.objects.filter(active=True), "current_plan_id": current_plan_id},
+    )
 
 
 class LoginView(auth_views.LoginView):
@@ -113,19 +135,73 @@ def signup(request):
 
 @login_required
 def account(request):
-    summary = account_summary(customer=_customer(request))
+    customer = _customer(request)
+    summary = account_summary(customer=customer)
     return render(
         request,
         "subscriptions/account.html",
-        {"summary": summary, "subscription": summary.subscription, "card": summary.card},
+        {
+            "summary": summary,
+            "subscription": summary.subscription,
+            "card": summary.card,
+            "recent_invoices": invoices_for_customer(customer=customer)[:3],
+        },
+    )
+
+
+CHECKOUT_SESSION_KEY = "checkout_agreement"
+
+
+def _checkout_page(request, plan: Plan, *, status: int = 200, error: str = ""):
+    customer = _customer(request)
+    summary = account_summary(customer=customer)
+    now = clock.now()
+    policies = policies_current(now=now)
+    agreed = _agreed_in_session(request, plan)
+    context = {
+        "plan": plan,
+        "card": summary.card,
+        "summary": summary,
+        "terms": checkout_terms(plan=plan, now=now),
+        "policies": policies,
+        "shown": {kind: document.pk for kind, document in policies.items()},
+        "agreed": agreed and not error,
+        "agreement_error": error,
+        "notice_days": settings.BILLING_TRIAL_NOTICE_DAYS,
+    }
+    return render(request, "subscriptions/checkout.html", context, status=status)
+
+
+def _agreement_token(plan: Plan, policies: dict) -> dict:
+    """What the session remembers between ticking the box and coming back from the card page."""
+    return {"plan": plan.code, "documents": {kind: document.pk for kind, document in sorted(policies.items())}}
+
+
+def _agreement_from_post(request):
+    shown = {kind: request.POST.get(f"shown_{kind}", "") for kind in PolicyDocument.Kind.values}
+    return agreement_for_checkout(
+        agreed=request.POST.get("agree") == "yes",
+        now=clock.now(),
+        channel=SubscriptionAgreement.Channel.WEB,
+        shown=shown,
+        ip_address=request.META.get("REMOTE_ADDR"),
     )
 
 
 @login_required
 def checkout(request, code):
+    """The terms of the purchase, and the agreement without which neither a card is asked for nor anything
+    charged. Posting here (no card yet) records the agreement in the session and goes on to the card page."""
     plan = get_object_or_404(Plan, code=code, active=True)
-    summary = account_summary(customer=_customer(request))
-    return render(request, "subscriptions/checkout.html", {"plan": plan, "card": summary.card, "summary": summary})
+    if request.method == "POST":
+        try:
+            _agreement_from_post(request)
+        except ApplicationError as exc:
+            return _checkout_page(request, plan, status=exc.status_code, error=exc.message)
+        request.session[CHECKOUT_SESSION_KEY] = _agreement_token(plan, policies_current(now=clock.now()))
+        checkout_url = reverse("subscriptions:checkout", args=[plan.code])
+        return redirect(f"{reverse('subscriptions:card')}?next={quote(checkout_url)}")
+    return _checkout_page(request, plan)
 
 
 @login_required
@@ -133,14 +209,23 @@ def checkout(request, code):
 def subscribe(request, code):
     plan = get_object_or_404(Plan, code=code, active=True)
     try:
-        subscription = subscription_create(customer=_customer(request), plan=plan, now=clock.now())
+        agreement = _agreement_from_post(request)
+    except ApplicationError as exc:
+        return _checkout_page(request, plan, status=exc.status_code, error=exc.message)
+    try:
+        subscription = subscription_create(customer=_customer(request), plan=plan, now=clock.now(), agreement=agreement)
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return redirect("subscriptions:checkout", code=plan.code)
+    request.session.pop(CHECKOUT_SESSION_KEY, None)
     if subscription.status == Subscription.Status.INCOMPLETE:
         summary = account_summary(customer=subscription.customer)
         reason = summary.last_failure.failure_reason if summary.last_failure else ""
-        messages.error(request, _("The payment was declined: %(reason)s. Try another card.") % {"reason": reason})
+        messages.error(
+            request,
+            _("The payment was declined: %(reason)s Try another card.")
+            % {"reason": sentence(reason or _("no reason given"))},
+        )
         return redirect("subscriptions:checkout", code=plan.code)
     if subscription.status == Subscription.Status.TRIALING:
         messages.success(request, _("Your free trial has started."))
@@ -151,7 +236,29 @@ def subscribe(request, code):
 
 @login_required
 def card(request):
-    return render(request, "subscriptions/card.html", {"next": _safe_next(request.GET.get("next"))})
+    next_url = _safe_next(request.GET.get("next"))
+    plan = _checkout_plan(next_url)
+    if plan is not None and not _agreed_in_session(request, plan):
+        if billing_key_default(customer_id=_customer(request).pk) is None:
+            # On the way to a subscription, a card is asked for only after the subscriber agreed at checkout.
+            messages.error(request, AgreementRequiredError().message)
+            return redirect("subscriptions:checkout", code=plan.code)
+    return render(request, "subscriptions/card.html", {"next": next_url, "plan": plan})
+
+
+def _agreed_in_session(request, plan: Plan) -> bool:
+    return request.session.get(CHECKOUT_SESSION_KEY) == _agreement_token(plan, policies_current(now=clock.now()))
+
+
+def _checkout_plan(next_url: str) -> Plan | None:
+    """The plan whose checkout the card page will return to, if it returns to one."""
+    try:
+        match = resolve(next_url) if next_url else None
+    except Http404:
+        return None
+    if match is None or match.view_name != "subscriptions:checkout":
+        return None
+    return Plan.objects.filter(code=match.kwargs.get("code"), active=True).first()
 
 
 def _safe_next(value: str | None) -> str:
@@ -300,7 +407,31 @@ def invoices(request):
 
 @login_required
 def receipt(request, invoice_id: int):
-    invoice = invoice_receipt(customer=_customer(request), invoice_id=invoice_id)
-    if invoice is None:
+    receipt = invoice_receipt(customer=_customer(request), invoice_id=invoice_id)
+    if receipt is None:
         raise Http404
-    return render(request, "subscriptions/receipt.html", {"invoice": invoice})
+    return render(request, "subscriptions/receipt.html", {"receipt": receipt, "invoice": receipt.invoice})
+
+
+def policy(request, kind: str, version: str | None = None):
+    """A policy the merchant wrote: the version in effect, or an earlier one by its version label."""
+    if kind not in PolicyDocument.Kind.values:
+        raise Http404
+    versions = policy_versions(kind=kind, now=clock.now())
+    if version is None:
+        document = versions[0] if versions else None
+    else:
+        document = next((v for v in versions if v.version == version), None)
+        if document is None:
+            raise Http404
+    return render(
+        request,
+        "subscriptions/policy.html",
+        {
+            "kind": kind,
+            "title": PolicyDocument.Kind(kind).label,
+            "document": document,
+            "versions": versions,
+            "is_current": bool(versions) and document == versions[0],
+        },
+    )

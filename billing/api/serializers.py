@@ -9,6 +9,7 @@ from rest_framework import serializers
 from billing.api.inputs import InputSerializer
 from billing.decline import GATEWAY
 from billing.models import BillingKey, Invoice, InvoiceLine, PaymentAttempt, Refund
+from billing.money_status import MoneyStatus, attempt_money_status, invoice_money_status
 
 
 def public_failure_reason(attempt: PaymentAttempt) -> str:
@@ -112,6 +113,11 @@ class InvoiceLineSerializer(serializers.ModelSerializer):
 class InvoiceSerializer(serializers.ModelSerializer):
     lines = InvoiceLineSerializer(many=True, read_only=True)
     refunded_total = serializers.IntegerField(read_only=True, help_text="Sum of succeeded refunds of its payments.")
+    money_status = serializers.SerializerMethodField(
+        help_text="What happened to the money, as the subscriber's pages say it: paid, partially_refunded, "
+        "refunded, failed or unpaid."
+    )
+    money_status_display = serializers.SerializerMethodField(help_text="money_status in the request's language.")
 
     class Meta:
         model = Invoice
@@ -128,6 +134,8 @@ class InvoiceSerializer(serializers.ModelSerializer):
             "tax_free_amount",
             "credit_applied",
             "refunded_total",
+            "money_status",
+            "money_status_display",
             "period_start",
             "period_end",
             "lines",
@@ -137,6 +145,13 @@ class InvoiceSerializer(serializers.ModelSerializer):
             "voided_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.ChoiceField(choices=MoneyStatus.choices))
+    def get_money_status(self, invoice: Invoice) -> str:
+        return invoice_money_status(invoice, refunded=getattr(invoice, "refunded_total", 0) or 0).value
+
+    def get_money_status_display(self, invoice: Invoice) -> str:
+        return str(invoice_money_status(invoice, refunded=getattr(invoice, "refunded_total", 0) or 0).label)
 
 
 # --- payments and refunds -------------------------------------------------------------------------
@@ -183,6 +198,10 @@ class PaymentSerializer(serializers.ModelSerializer):
     refunds = RefundSerializer(many=True, read_only=True)
     refunded_total = serializers.SerializerMethodField()
     refundable = serializers.SerializerMethodField()
+    money_status = serializers.SerializerMethodField(
+        help_text="paid, partially_refunded, refunded, failed or unpaid (pending and unknown charges)."
+    )
+    money_status_display = serializers.SerializerMethodField(help_text="money_status in the request's language.")
 
     class Meta:
         model = PaymentAttempt
@@ -202,6 +221,8 @@ class PaymentSerializer(serializers.ModelSerializer):
             "card",
             "refunded_total",
             "refundable",
+            "money_status",
+            "money_status_display",
             "refunds",
             "created_at",
             "paid_at",
@@ -221,3 +242,10 @@ class PaymentSerializer(serializers.ModelSerializer):
             return 0
         held = sum(r.amount for r in attempt.refunds.all() if r.status != Refund.Status.FAILED)
         return attempt.amount - held
+
+    @extend_schema_field(serializers.ChoiceField(choices=MoneyStatus.choices))
+    def get_money_status(self, attempt: PaymentAttempt) -> str:
+        return attempt_money_status(attempt, refunded=self.get_refunded_total(attempt)).value
+
+    def get_money_status_display(self, attempt: PaymentAttempt) -> str:
+        return str(attempt_money_status(attempt, refunded=self.get_refunded_total(attempt)).label)

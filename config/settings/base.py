@@ -99,6 +99,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
                 "subscriptions.context_processors.iamport",
+                "subscriptions.context_processors.storefront",
             ],
         },
     }
@@ -163,6 +164,18 @@ EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBac
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "billing@localhost")
 # Empty means "send no notice_url" (no webhooks), e.g. for benchmarks; unset means the local dev server.
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000")
+
+# --- The merchant's identity (전자상거래법 §10 and 시행령 §10: shown in every subscriber page's footer, in emails
+# and on receipts). Empty by default: dev and test settings fill in the sandbox demo merchant; production reads
+# the real values from the environment (subscriptions.merchant warns at start-up about missing ones).
+MERCHANT_NAME = env("MERCHANT_NAME", "")  # 상호
+MERCHANT_REPRESENTATIVE = env("MERCHANT_REPRESENTATIVE", "")  # 대표자
+MERCHANT_BUSINESS_NUMBER = env("MERCHANT_BUSINESS_NUMBER", "")  # 사업자등록번호, 10 digits (dashes optional)
+MERCHANT_MAIL_ORDER_NUMBER = env("MERCHANT_MAIL_ORDER_NUMBER", "")  # 통신판매업 신고번호
+MERCHANT_ADDRESS = env("MERCHANT_ADDRESS", "")  # 사업장 주소
+MERCHANT_PHONE = env("MERCHANT_PHONE", "")  # 고객센터 전화
+MERCHANT_EMAIL = env("MERCHANT_EMAIL", "")  # 고객센터 이메일
+MERCHANT_HOSTING_PROVIDER = env("MERCHANT_HOSTING_PROVIDER", "")  # 호스팅 서비스 제공자
 
 # --- Django REST framework ------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -46,7 +46,12 @@ class PlanChoiceSerializer(InputSerializer):
 
 
 class SubscriptionCreateSerializer(PlanChoiceSerializer):
-    pass
+    agree_to_terms = serializers.BooleanField(
+        default=False,
+        help_text="Required true: the subscriber agrees to the current terms of service, refund policy and "
+        "privacy policy (the pages under /policies/) and to the automatic renewal until cancelled. Without it the "
+        "answer is agreement_required (400) and nothing is created or charged.",
+    )
 
 
 class PlanChangeSerializer(PlanChoiceSerializer):

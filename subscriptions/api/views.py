@@ -34,7 +34,7 @@ from subscriptions.api.serializers import (
     SubscriptionPauseSerializer,
     SubscriptionSerializer,
 )
-from subscriptions.models import Subscription
+from subscriptions.models import Subscription, SubscriptionAgreement
 from subscriptions.services.lifecycle import (
     subscription_cancel,
     subscription_create,
@@ -43,6 +43,7 @@ from subscriptions.services.lifecycle import (
     subscription_resume,
 )
 from subscriptions.services.plan_changes import subscription_change_plan, subscription_change_preview
+from subscriptions.services.policies import agreement_for_checkout
 
 NOT_YOURS = {**AUTHENTICATED, 404: "not_found"}
 STATE = "subscription_state"
@@ -150,7 +151,7 @@ class SubscriptionListCreateApi(GenericAPIView):
             201: SubscriptionSerializer,
             **error_responses(
                 {
-                    400: "validation_error, plan_not_available, no_payment_method",
+                    400: "validation_error, agreement_required, plan_not_available, no_payment_method",
                     **AUTHENTICATED,
                     402: "payment_declined",
                     409: "already_subscribed, payment_pending",
@@ -161,8 +162,17 @@ class SubscriptionListCreateApi(GenericAPIView):
     def post(self, request):
         serializer = SubscriptionCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        now = clock.now()
+        agreement = agreement_for_checkout(
+            agreed=serializer.validated_data["agree_to_terms"],
+            now=now,
+            channel=SubscriptionAgreement.Channel.API,
+            ip_address=request.META.get("REMOTE_ADDR"),
+        )
         customer = customer_get_or_create(user=request.user)
-        subscription = subscription_create(customer=customer, plan=serializer.validated_data["plan"], now=clock.now())
+        subscription = subscription_create(
+            customer=customer, plan=serializer.validated_data["plan"], now=now, agreement=agreement
+        )
         _raise_unless_first_charge_went_through(subscription)
         return Response(SubscriptionSerializer(subscription).data, status=status.HTTP_201_CREATED)
 

@@ -23,6 +23,7 @@ from subscriptions.errors import AlreadySubscribedError, PlanNotAvailableError, 
 from subscriptions.models import Plan, Subscription, SubscriptionInvoice
 from subscriptions.periods import bounds
 from subscriptions.selectors import subscription_locked as locked
+from subscriptions.services.policies import AgreementInput, agreement_record
 from subscriptions.services.renewals import charge_invoice, period_invoice, start_period
 from subscriptions.services.schedules import schedule_sync_on_commit
 from subscriptions.services.status import set_status, subscription_end
@@ -31,9 +32,14 @@ logger = logging.getLogger(__name__)
 S = Subscription.Status
 
 
-def subscription_create(*, customer: Customer, plan: Plan, now: dt.datetime, gateway=None) -> Subscription:
+def subscription_create(
+    *, customer: Customer, plan: Plan, now: dt.datetime, gateway=None, agreement: AgreementInput | None = None
+) -> Subscription:
     """Subscribe: with a trial, no charge until it ends; otherwise the first period is invoiced and charged
-    now, and the subscription becomes active only when that charge succeeds."""
+    now, and the subscription becomes active only when that charge succeeds.
+
+    `agreement` (what the subscriber agreed to at checkout) is written in the same transaction as the
+    subscription; the web checkout and the API refuse to call this without one."""
     if not plan.active:
         raise PlanNotAvailableError()
     invoice = None
@@ -84,6 +90,8 @@ def subscription_create(*, customer: Customer, plan: Plan, now: dt.datetime, gat
             to_status=subscription.status,
             data={"plan": plan.code},
         )
+        if agreement is not None:
+            agreement_record(subscription=subscription, agreement=agreement, now=now)
     if invoice is not None:
         charge_invoice(invoice_id=invoice.pk, now=now, gateway=gateway)
     subscription.refresh_from_db()

@@ -33,7 +33,7 @@ PROTECTED_ENDPOINTS = [
     ("post", "/api/billing-keys/confirm", {"customer_uid": "x"}),
     ("get", "/api/billing-keys/", None),
     ("get", "/api/subscriptions/", None),
-    ("post", "/api/subscriptions/", {"plan": "basic"}),
+    ("post", "/api/subscriptions/", {"plan": "basic", "agree_to_terms": True}),
     ("get", "/api/invoices/", None),
     ("get", "/api/payments/", None),
     ("get", "/api/refunds/{refund}", None),

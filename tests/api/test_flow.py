@@ -39,7 +39,7 @@ def test_subscriber_journey_from_login_to_cancel_when_everything_succeeds(gatewa
     assert confirmed.json()["card_number_masked"].endswith("4242")
     assert [k["id"] for k in api.get("/api/billing-keys/").json()["results"]] == [confirmed.json()["id"]]
 
-    subscribed = api.post("/api/subscriptions/", {"plan": "basic"}, format="json")
+    subscribed = api.post("/api/subscriptions/", {"plan": "basic", "agree_to_terms": True}, format="json")
     assert subscribed.status_code == 201
     subscription = subscribed.json()
     assert (subscription["status"], subscription["plan"]["code"]) == ("active", "basic")

@@ -40,7 +40,9 @@ def test_plans_are_listed_publicly_with_vat_inclusive_amounts_when_anonymous(ano
 def test_subscribing_charges_the_first_period_and_activates_when_the_card_pays(client_for, subscriber):
     member = subscriber(plan=None)
 
-    response = client_for(member.user).post("/api/subscriptions/", {"plan": "basic"}, format="json")
+    response = client_for(member.user).post(
+        "/api/subscriptions/", {"plan": "basic", "agree_to_terms": True}, format="json"
+    )
 
     assert response.status_code == 201
     body = response.json()
@@ -53,7 +55,9 @@ def test_subscribing_starts_a_trial_without_charging_when_the_plan_has_trial_day
     PlanFactory(code="trial", trial_days=14)
     member = subscriber(plan=None)
 
-    response = client_for(member.user).post("/api/subscriptions/", {"plan": "trial"}, format="json")
+    response = client_for(member.user).post(
+        "/api/subscriptions/", {"plan": "trial", "agree_to_terms": True}, format="json"
+    )
 
     assert response.status_code == 201
     assert response.json()["status"] == "trialing"
@@ -64,7 +68,9 @@ def test_subscribing_starts_a_trial_without_charging_when_the_plan_has_trial_day
 def test_subscribing_answers_payment_declined_402_when_the_card_is_declined(client_for, subscriber):
     member = subscriber(card=INSUFFICIENT_FUNDS_CARD, plan=None)
 
-    response = client_for(member.user).post("/api/subscriptions/", {"plan": "basic"}, format="json")
+    response = client_for(member.user).post(
+        "/api/subscriptions/", {"plan": "basic", "agree_to_terms": True}, format="json"
+    )
 
     assert response.status_code == 402
     error = error_of(response)
@@ -80,7 +86,9 @@ def test_subscribing_answers_payment_pending_409_when_iamport_may_have_charged(c
     member = subscriber(plan=None)
     sandbox.add_fault("again", "http_500")  # a 5xx on a charge: it may have gone through
 
-    response = client_for(member.user).post("/api/subscriptions/", {"plan": "basic"}, format="json")
+    response = client_for(member.user).post(
+        "/api/subscriptions/", {"plan": "basic", "agree_to_terms": True}, format="json"
+    )
 
     assert response.status_code == 409
     error = error_of(response)
@@ -93,7 +101,9 @@ def test_subscribing_answers_payment_pending_409_when_iamport_may_have_charged(c
 def test_subscribing_answers_already_subscribed_409_when_a_subscription_is_live(client_for, subscriber):
     member = subscriber()
 
-    response = client_for(member.user).post("/api/subscriptions/", {"plan": "pro"}, format="json")
+    response = client_for(member.user).post(
+        "/api/subscriptions/", {"plan": "pro", "agree_to_terms": True}, format="json"
+    )
 
     assert response.status_code == 409
     assert error_of(response)["code"] == "already_subscribed"
@@ -103,7 +113,9 @@ def test_subscribing_answers_already_subscribed_409_when_a_subscription_is_live(
 def test_subscribing_answers_no_payment_method_when_no_card_is_registered(client_for, plans):
     customer = make_customer()
 
-    response = client_for(customer.user).post("/api/subscriptions/", {"plan": "basic"}, format="json")
+    response = client_for(customer.user).post(
+        "/api/subscriptions/", {"plan": "basic", "agree_to_terms": True}, format="json"
+    )
 
     assert response.status_code == 400
     assert error_of(response)["code"] == "no_payment_method"
@@ -113,7 +125,9 @@ def test_subscribing_answers_plan_not_available_when_the_plan_is_retired(client_
     PlanFactory(code="retired", active=False)
     member = subscriber(plan=None)
 
-    response = client_for(member.user).post("/api/subscriptions/", {"plan": "retired"}, format="json")
+    response = client_for(member.user).post(
+        "/api/subscriptions/", {"plan": "retired", "agree_to_terms": True}, format="json"
+    )
 
     assert response.status_code == 400
     assert error_of(response)["code"] == "plan_not_available"
@@ -140,7 +154,7 @@ def test_subscriptions_are_listed_newest_first_when_one_ended_and_one_is_live(cl
     member = subscriber()
     api = client_for(member.user)
     api.post(f"/api/subscriptions/{member.subscription.id}/cancel", {"at_period_end": False}, format="json")
-    second = api.post("/api/subscriptions/", {"plan": "pro"}, format="json").json()
+    second = api.post("/api/subscriptions/", {"plan": "pro", "agree_to_terms": True}, format="json").json()
 
     listed = api.get("/api/subscriptions/").json()
 

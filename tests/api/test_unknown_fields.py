@@ -69,7 +69,7 @@ CASES: dict[tuple[str, str], Case] = {
     ("DELETE", "billing-key-detail"): Case(
         "newcomer", status=204, kwargs=lambda world: {"pk": world.newcomer.billing_key.pk}
     ),
-    ("POST", "subscription-list"): Case("newcomer", {"plan": "basic"}, status=201),
+    ("POST", "subscription-list"): Case("newcomer", {"plan": "basic", "agree_to_terms": True}, status=201),
     ("POST", "subscription-change-plan-preview"): Case("member", {"plan": "pro"}, kwargs=_sub),
     ("POST", "subscription-change-plan"): Case("member", {"plan": "pro"}, kwargs=_sub),
     ("POST", "subscription-cancel"): Case("member", {"at_period_end": False}, kwargs=_sub),

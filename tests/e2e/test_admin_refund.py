@@ -57,7 +57,8 @@ def test_admin_refunds_part_of_a_payment_and_the_subscriber_sees_it_on_the_recei
     invoice = Invoice.objects.get(status="paid")
     subscriber.goto(f"{live_server.url}/account/invoices/{invoice.pk}/")
     assert "3,000" in subscriber.locator("#refunded").inner_text()
-    assert "서비스 장애 보상" in subscriber.locator("#payments").inner_text()
+    assert "서비스 장애 보상" in subscriber.locator("#refunds").inner_text()  # the refund line, with its reason
+    assert subscriber.locator("#receipt-status").inner_text() == "부분 환불 (3,000원 환불)"
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     subscriber.screenshot(path=str(SCREENSHOTS / "receipt.png"), full_page=True)

@@ -30,10 +30,12 @@ def fill_card(page, number):
 
 def subscribe_with_card(page, live_server, plan_code="basic-monthly", card="4242-4242-4242-4242"):
     page.goto(f"{live_server.url}/checkout/{plan_code}/")
+    page.check("#agree")
     page.click("#register-first")
     page.click("#register-card")
     fill_card(page, card)
     page.wait_for_url(f"{live_server.url}/checkout/{plan_code}/")
+    assert page.is_checked("#agree")  # the agreement given one step earlier is still shown as given
     page.click("#subscribe")
     page.wait_for_load_state()
 

@@ -39,7 +39,7 @@ def card_holder(gateway, plans):
 def test_web_subscribe_charges_the_plan_amount_when_the_browser_posts_its_own_amount(sandbox, card_holder):
     client, customer = card_holder
 
-    response = client.post("/subscribe/basic/", TAMPERED)
+    response = client.post("/subscribe/basic/", {**TAMPERED, "agree": "yes"})
 
     assert response.status_code == 302 and response["Location"] == "/account/"
     subscription = Subscription.objects.get(customer=customer)
@@ -55,7 +55,9 @@ def test_api_subscribe_is_refused_and_charges_nothing_when_the_client_posts_its_
     client, customer = card_holder
 
     response = client.post(
-        "/api/subscriptions/", json.dumps({**TAMPERED, "plan": "basic"}), content_type="application/json"
+        "/api/subscriptions/",
+        json.dumps({**TAMPERED, "plan": "basic", "agree_to_terms": True}),
+        content_type="application/json",
     )
 
     assert response.status_code == 400
@@ -129,7 +131,9 @@ def test_subscribing_to_an_inactive_plan_is_refused_when_posted_directly(card_ho
     checkout = client.get("/checkout/legacy/")
     web = client.post("/subscribe/legacy/")
     missing = client.post("/subscribe/no-such-plan/")
-    api = client.post("/api/subscriptions/", json.dumps({"plan": "legacy"}), content_type="application/json")
+    api = client.post(
+        "/api/subscriptions/", json.dumps({"plan": "legacy", "agree_to_terms": True}), content_type="application/json"
+    )
 
     assert (checkout.status_code, web.status_code, missing.status_code) == (404, 404, 404)
     assert api.status_code == 400 and api.json()["error"]["code"] == "plan_not_available"

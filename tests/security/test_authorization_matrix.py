@@ -72,9 +72,13 @@ WEB = [
     Case("i18n/setlang/", "POST", "/i18n/setlang/", public(302), {"language": "en"}),
     Case("signup/", "GET", "/signup/", public(200)),
     Case("checkout/<slug:code>/", "GET", "/checkout/pro/", signed_in(200)),
+    # Agreeing without ticking the box is a 400 for everyone signed in (nothing is remembered or registered).
+    Case("checkout/<slug:code>/", "POST", "/checkout/pro/", signed_in(400)),
+    Case("policies/<slug:kind>/", "GET", "/policies/terms/", public(200)),
+    Case("policies/<slug:kind>/<str:version>/", "GET", "/policies/terms/no-such-version/", public(404)),
     # Subscribing is always to one's own account: the owner and the other subscriber are already subscribed,
     # staff have no card; each is sent back to the checkout page with a message.
-    Case("subscribe/<slug:code>/", "POST", "/subscribe/pro/", signed_in(302)),
+    Case("subscribe/<slug:code>/", "POST", "/subscribe/pro/", signed_in(302), {"agree": "yes"}),
     Case("account/", "GET", "/account/", signed_in(200)),
     Case("account/card/", "GET", "/account/card/", signed_in(200)),
     Case("account/card/prepare", "POST", "/account/card/prepare", signed_in(200)),
@@ -141,7 +145,13 @@ API = [
     Case("api/refunds/<int:pk>", "GET", "/api/refunds/{refund}", expect(401, 403, 404, 403, 200)),
     Case("api/subscriptions/", "GET", "/api/subscriptions/", api_signed_in(200)),
     # Already subscribed (409) or no card (400): always about the caller's own account.
-    Case("api/subscriptions/", "POST", "/api/subscriptions/", expect(401, 409, 409, 400, 400), {"plan": "pro"}),
+    Case(
+        "api/subscriptions/",
+        "POST",
+        "/api/subscriptions/",
+        expect(401, 409, 409, 400, 400),
+        {"plan": "pro", "agree_to_terms": True},
+    ),
     Case("api/subscriptions/<int:pk>", "GET", "/api/subscriptions/{sub}", api_owner_only(200)),
     Case(
         "api/subscriptions/<int:pk>/change-plan/preview",

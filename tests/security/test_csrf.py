@@ -127,7 +127,7 @@ def subscribe(world, gateway):
         customer.user,
         "/checkout/basic/",
         "/subscribe/basic/",
-        {},
+        {"agree": "yes"},
         302,
         lambda client: Subscription.objects.filter(customer=customer).exists(),
     )

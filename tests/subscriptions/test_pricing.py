@@ -4,6 +4,7 @@ Periods used below (KST): April 2027 = 30 days, February 2027 = 28 days, January
 the year 2027 = 365 days. r = remaining / length of the period.
 """
 
+import re
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from itertools import pairwise
@@ -167,6 +168,13 @@ def test_prorate_change_rounds_once_when_both_sides_have_fractions():
     assert proration.exact_net == Fraction(200_000, 31)
     assert [line.rounded_amount for line in proration.lines] == [-3_194, 9_645, 1]
     assert proration.lines[-1].kind == "rounding"
+    # The explanation allocates the +1 to the credit, so its two amounts add up to the charge.
+    assert proration.display_amounts() == (-3_193, 9_645)
+    assert proration.describe("ko") == (
+        "기존 요금제 남은 10일분 3,193원 차감",
+        "새 요금제 남은 10일분 9,645원",
+        "결제할 금액: 6,452원",
+    )
     assert proration.lines[-1].exact_amount == 6_452 - Fraction(200_000, 31)
 
 
@@ -192,13 +200,13 @@ def test_prorate_change_explains_working_when_upgrading_at_half_period():
         ),
     )
     assert proration.describe("ko") == (
-        "기존 요금제 미사용 기간: 남은 기간 15일 / 30일 × 일 330원 = −4,950원",
-        "새 요금제 남은 기간: 남은 기간 15일 / 30일 × 일 ≈996.67원 = 14,950원",
+        "기존 요금제 남은 15일분 4,950원 차감",
+        "새 요금제 남은 15일분 14,950원",
         "결제할 금액: 10,000원",
     )
     assert proration.describe("en") == (
-        "Unused time on the previous plan: 15 of 30 days × ₩330/day = −₩4,950",
-        "Remaining time on the new plan: 15 of 30 days × ≈₩996.67/day = ₩14,950",
+        "Unused 15 days of the previous plan: −₩4,950",
+        "Remaining 15 days on the new plan: ₩14,950",
         "Amount due: ₩10,000",
     )
 
@@ -211,25 +219,26 @@ def test_prorate_change_shows_fractional_days_when_change_mid_day():
 
     assert proration.amount_due == 8_333
     assert proration.lines[0].days_remaining == Fraction(25, 2)
-    assert proration.describe()[0] == "기존 요금제 미사용 기간: 남은 기간 12.5일 / 30일 × 일 330원 = −4,125원"
+    assert proration.describe() == (
+        "기존 요금제 남은 약 13일분 4,125원 차감",
+        "새 요금제 남은 약 13일분 12,458원",
+        "결제할 금액: 8,333원",
+    )
+    assert proration.describe("en")[0] == "Unused about 13 days of the previous plan: −₩4,125"
 
 
 def test_prorate_change_reports_credit_when_downgrading_with_rounding():
     # 9,900/2 − 19,901/2 = −5,000.5: lines show −9,951 + 4,950 = −5,001, the credit is 5,000 -> +1 line
     proration = prorate_change(old_amount=19_901, new_amount=9_900, period_start=APR[0], period_end=APR[1], at=APR_HALF)
 
+    # Shown: the +1 goes to the credit line (−9,951 -> −9,950), so −9,950 + 4,950 = −5,000 = the credit.
     assert proration.describe("ko") == (
-        "기존 요금제 미사용 기간: 남은 기간 15일 / 30일 × 일 ≈663.37원 = −9,951원",
-        "새 요금제 남은 기간: 남은 기간 15일 / 30일 × 일 330원 = 4,950원",
-        "원 미만 단수 조정: +1원",
+        "기존 요금제 남은 15일분 9,950원 차감",
+        "새 요금제 남은 15일분 4,950원",
         "결제할 금액: 0원",
         "남은 크레딧: 5,000원",
     )
-    assert proration.describe("en")[-3:] == (
-        "Rounding to the whole won: +₩1",
-        "Amount due: ₩0",
-        "Credit left: ₩5,000",
-    )
+    assert proration.describe("en")[-2:] == ("Amount due: ₩0", "Credit left: ₩5,000")
 
 
 def test_prorate_change_is_exact_when_times_have_microseconds():
@@ -346,16 +355,14 @@ def test_prorate_interval_change_explains_credit_left_when_yearly_to_monthly():
     # Display: −49,636 + 9,900 = −39,736; the credit is rounded down to 39,735 -> +1 line.
     assert [line.kind for line in proration.lines] == ["unused_time", "new_period", "rounding"]
     assert proration.describe("ko") == (
-        "기존 요금제 미사용 기간: 남은 기간 183일 / 365일 × 일 ≈271.23원 = −49,636원",
-        "새 요금제 전체 기간: 9,900원",
-        "원 미만 단수 조정: +1원",
+        "기존 요금제 남은 183일분 49,635원 차감",
+        "새 요금제 전체 기간 9,900원",
         "결제할 금액: 0원",
         "남은 크레딧: 39,735원",
     )
     assert proration.describe("en") == (
-        "Unused time on the previous plan: 183 of 365 days × ≈₩271.23/day = −₩49,636",
+        "Unused 183 days of the previous plan: −₩49,635",
         "New plan, full period: ₩9,900",
-        "Rounding to the whole won: +₩1",
         "Amount due: ₩0",
         "Credit left: ₩39,735",
     )
@@ -561,7 +568,10 @@ def _assert_proration_invariants(proration, exact_net):
     split = proration.vat_split
     assert split.supply + split.vat + split.tax_free == split.total == proration.amount_due
     assert sum(line.rounded_amount for line in proration.lines) == proration.amount_due - proration.credit_left
+    # What the subscriber reads adds up: the shown whole-won amounts sum to the result, whatever the rounding.
+    assert sum(proration.display_amounts()) == proration.amount_due - proration.credit_left
     for lang in ("ko", "en"):
+        assert not re.search(r"\d\.\d", " ".join(proration.describe(lang))), "a fraction of a won or a day"
         assert proration.describe(lang)[-1 if not proration.credit_left else -2].endswith(
             format_won(proration.amount_due, lang)
         )

@@ -11,7 +11,9 @@ DEV_ADMIN_PASSWORD = "admin-dev-only"  # noqa: S105 - printed on purpose: a dev-
 
 
 class Command(BaseCommand):
-    help = "Create demo plans and a dev admin user (development only; idempotent)."
+    help = (
+        "Create demo plans, demo policies (terms, privacy, refund) and a dev admin user (development only; idempotent)."
+    )
 
     def handle(self, *args, **options):
         if not getattr(settings, "BILLING_TEST_CLOCK", False) and not os.environ.get("ALLOW_SEED"):
@@ -25,6 +27,10 @@ class Command(BaseCommand):
             admin.set_password(DEV_ADMIN_PASSWORD)
             admin.save()
         plans = self._seed_plans()
+        from billing import clock
+        from subscriptions.services.policies import policies_seed_demo
+
+        policies_seed_demo(now=clock.now())
         self.stdout.write(
             f"Dev admin (development only): username '{DEV_ADMIN_USERNAME}', password '{DEV_ADMIN_PASSWORD}'"
             f"{' (created)' if created else ''}; demo plans: {plans}"
