@@ -1,4 +1,5 @@
-"""Charging invoices exactly once, and settling what we could not see (style.md §4).
+"""Charging invoices exactly once, and settling what we could not see
+(docs/architecture.md#gateway-sandbox-and-payment-states).
 
 A charge works in three steps, for one invoice or for a batch of them:
 1. a short transaction locks the invoices, refuses any that is not open or still has an unsettled attempt
@@ -201,8 +202,9 @@ SETTLE_EVERY_SECONDS = 0.5  # the longest a batch's finished charges wait to be 
 
 
 def _call_gateway(attempt: PaymentAttempt, gateway, send_by: float) -> _Outcome:
-    """One `again` call, translated (style.md §3): a decline is a payment with status failed; a timeout, or an
-    error after the request may have left, is UNKNOWN; an error before anything was charged is a failure.
+    """One `again` call, translated (docs/architecture.md#errors): a decline is a payment with status failed; a
+    timeout, or an error after the request may have left, is UNKNOWN; an error before anything was charged is a
+    failure.
 
     A charge still waiting (for its rate-limit slot or a free gateway thread) when the janitor would start
     looking at its attempt (`send_by`) is not sent at all: FAILED as never sent, so the janitor's verdict and
