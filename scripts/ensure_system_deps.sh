@@ -40,7 +40,7 @@ if [ "$(id -u 2>/dev/null)" = 0 ]; then
 elif command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then
   sudo=(sudo -n)
 else
-  cannot "installing them needs root (no passwordless sudo here)"
+  cannot "installing needs root (no passwordless sudo here)"
 fi
 
 echo "kbilling: installing ${need[*]} with apt-get (needed by the browser tests; once per machine)"

@@ -33,11 +33,13 @@ pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def queue(settings):
+    """A queue of this test's own, and tasks really sent to it: an earlier test may have left Celery eager
+    (its config is read lazily, once), which would run them in this process and leave the worker idle."""
     name = f"test-{uuid.uuid4().hex[:8]}"
-    original = celery_app.conf.task_default_queue
-    celery_app.conf.task_default_queue = name
+    original = celery_app.conf.task_default_queue, celery_app.conf.task_always_eager
+    celery_app.conf.task_default_queue, celery_app.conf.task_always_eager = name, False
     yield name
-    celery_app.conf.task_default_queue = original
+    celery_app.conf.task_default_queue, celery_app.conf.task_always_eager = original
 
 
 def start(kind: str, queue: str, sandbox_url: str, log: Path) -> subprocess.Popen:

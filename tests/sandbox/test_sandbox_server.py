@@ -270,6 +270,10 @@ def test_cli_serves_api_and_logs_one_line_per_request_without_card_numbers(tmp_p
                 params={"card_number": GOOD_CARD},
                 json={"card_number": GOOD_CARD, "expiry": FAR_EXPIRY, "pg": "nice"},
             )
+            # The server writes a request's line just after the answer: wait for it before stopping the server.
+            deadline = time.monotonic() + 10
+            while "/subscribe/customers/c_cli" not in log.read_text() and time.monotonic() < deadline:
+                time.sleep(0.02)
         finally:
             process.terminate()
             process.wait(timeout=10)
