@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run test lint fmt migrate seed stop-db clean
+.PHONY: install system-deps run test lint fmt migrate seed stop-db clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,11 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+## Chromium and Korean fonts for the browser tests: installed with apt-get when missing and possible, otherwise
+## it stops and names the one command to run (scripts/ensure_system_deps.sh; CHROMIUM_PATH is honoured).
+system-deps:
+	@bash scripts/ensure_system_deps.sh
 
 migrate: install
 	$(PY) manage.py migrate --noinput
@@ -28,7 +33,7 @@ run: seed
 	$(VENV)/bin/honcho start -f Procfile
 
 ## The whole test suite.
-test: install
+test: install system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install

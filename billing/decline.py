@@ -1,8 +1,9 @@
 """Decline classification: the one place that reads a PG's fail_reason and decides what dunning does.
 
-PG messages are passed through verbatim by Iamport and are not normalised (iamport-v1.md §1.1), so the
-rule is a keyword match on the reason, Korean first. Unknown declines are treated as soft: retrying a
-card that might recover costs little, while giving up on one that would have worked loses revenue.
+PG messages are passed through verbatim by Iamport and are not normalised
+(docs/iamport-v1.md#error-codes-and-messages), so the rule is a keyword match on the reason, Korean first.
+Unknown declines are treated as soft: retrying a card that might recover costs little, while giving up on one
+that would have worked loses revenue.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """What happened to the money of an invoice or a payment, as a subscriber reads it.
 
 One derivation for every surface (invoice list, receipt, account page, emails, API), computed from the
-invoice's own state and the total of its succeeded refund rows; nothing is stored twice (style.md §4).
+invoice's own state and the total of its succeeded refund rows; nothing is stored twice
+(docs/architecture.md#gateway-sandbox-and-payment-states).
 
 - paid: paid, nothing refunded            - partially_refunded: paid, 0 < refunded < total
 - refunded: paid and refunded in full     - failed: a charge was declined (open, uncollectible or void)

@@ -75,6 +75,7 @@ class AdminApi:
             ("POST", "latency"): self.set_latency,
             ("GET", "config"): self.get_config,
             ("POST", "config"): self.set_config,
+            ("DELETE", "rate_window"): self.forget_rate_window,
             ("GET", "webhooks"): self.get_webhooks,
             ("DELETE", "webhooks"): self.clear_webhooks,
             ("GET", "payments"): lambda body: self.server.ledger.dump_payments(),
@@ -225,6 +226,10 @@ class AdminApi:
         if "rate_limits" in body:
             self.server.rate_limits.update(body["rate_limits"])
         return self.get_config(body)
+
+    def forget_rate_window(self, body: dict) -> dict:
+        self.server.rate_limits.forget_starts()
+        return {"rate_limits": self.server.rate_limits.caps()}
 
     def get_webhooks(self, body: dict) -> list:
         return self.server.outbox.records()

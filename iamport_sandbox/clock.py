@@ -7,6 +7,7 @@ so tests can jump ahead a month without waiting.
 import threading
 import time
 from calendar import monthrange
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 
 from iamport_sandbox.store import Store
@@ -19,8 +20,11 @@ class ClockError(ValueError):
 
 
 class SandboxClock:
-    def __init__(self, store: Store):
+    """`wall` is the real-time source (injectable so the clock's arithmetic can be tested without waiting)."""
+
+    def __init__(self, store: Store, wall: Callable[[], float] = time.time):
         self._store = store
+        self._wall = wall
         self._lock = threading.Lock()
         offset = store.meta_get("clock:offset")
         frozen = store.meta_get("clock:frozen_at")
@@ -34,7 +38,7 @@ class SandboxClock:
     def _now_locked(self) -> int:
         if self._frozen_at is not None:
             return self._frozen_at
-        return int(time.time()) + self._offset
+        return int(self._wall()) + self._offset
 
     @property
     def frozen(self) -> bool:
@@ -48,7 +52,7 @@ class SandboxClock:
             if self._frozen_at is not None:
                 self._frozen_at = target
             else:
-                self._offset = target - int(time.time())
+                self._offset = target - int(self._wall())
             self._persist()
             return target
 
@@ -65,7 +69,7 @@ class SandboxClock:
             if frozen:
                 self._frozen_at = current
             elif self._frozen_at is not None:
-                self._offset = current - int(time.time())
+                self._offset = current - int(self._wall())
                 self._frozen_at = None
             self._persist()
             return current

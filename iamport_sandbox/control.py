@@ -129,6 +129,10 @@ class SandboxControl:
         """At most `per_second` request starts per sliding second, beyond that 429; None or 0 removes the cap."""
         return self._call("POST", "config", {"rate_limits": {endpoint: per_second}})
 
+    def forget_rate_window(self) -> dict:
+        """Forget the request starts the caps have counted (caps stay): the PG's second has passed, now."""
+        return self._call("DELETE", "rate_window")
+
     # -- cards, config ----------------------------------------------------------------------------------
 
     def set_card_behaviour(self, customer_uid: str, behaviour: str) -> dict:

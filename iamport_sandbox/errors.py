@@ -16,7 +16,7 @@ class ApiError(Exception):
 
 
 def bad_request(message: str) -> ApiError:
-    # Iamport answers parameter problems with HTTP 400 *and* a JSON envelope (iamport-v1.md §0.2).
+    # Iamport answers parameter problems with HTTP 400 *and* a JSON envelope (docs/iamport-v1.md#envelope).
     return ApiError(message, code=1, http_status=400)
 
 
@@ -25,10 +25,11 @@ def not_found(message: str) -> ApiError:
 
 
 def business_error(message: str) -> ApiError:
-    # PortOne-side refusals come back as HTTP 200 with code 1 (iamport-v1.md §1.1).
+    # PortOne-side refusals come back as HTTP 200 with code 1 (docs/iamport-v1.md#error-codes-and-messages).
     return ApiError(message, code=1, http_status=200)
 
 
 def pg_error(message: str) -> ApiError:
-    # Card-company / PG-side failures during card auth: HTTP 200 with code -1 (iamport-v1.md §1.1).
+    # Card-company / PG-side failures during card auth: HTTP 200 with code -1
+    # (docs/iamport-v1.md#error-codes-and-messages).
     return ApiError(message, code=-1, http_status=200)

@@ -5,7 +5,7 @@ objects shaped like Iamport's (field names from the V1 schema) and the webhook n
 triggers; the HTTP layer wraps them in the `{code, message, response}` envelope. Each operation is one
 short transaction, so concurrent requests for the same merchant_uid cannot both be paid.
 
-Where Iamport's behaviour is not confirmed (see /work/shared/iamport-v1.md §12), the sandbox does the most
+Where Iamport's behaviour is not confirmed (see docs/iamport-v1.md#unconfirmed), the sandbox does the most
 defensive documented thing and says so next to the code.
 """
 
@@ -38,7 +38,7 @@ MSG_NOTHING_TO_UNSCHEDULE = "취소할 예약결제 기록이 존재하지 않�
 MSG_PAYMENT_NOT_FOUND = "존재하지 않는 결제정보입니다."
 MSG_CANCEL_NOT_FOUND = "취소할 결제건이 존재하지 않습니다."
 MSG_ALREADY_CANCELLED = "이미 전액취소된 주문입니다."
-# Unconfirmed (iamport-v1.md §10.1): the real code/message for re-using a paid merchant_uid was not found.
+# Unconfirmed (docs/iamport-v1.md#order-ids): the real code/message for re-using a paid merchant_uid was not found.
 # The sandbox refuses with code 1 and this text; clients must branch on `code != 0`, never on the words.
 MSG_MERCHANT_UID_PAID = "이미 결제완료된 주문번호(merchant_uid)입니다. 새로운 merchant_uid로 요청해주세요."
 MSG_KEY_DELETED = "등록되지 않은 구매자입니다. (빌링키가 삭제되었거나 존재하지 않습니다)"
@@ -72,7 +72,7 @@ STATUS_TIME_FIELD = {"paid": "paid_at", "failed": "failed_at", "cancelled": "can
 
 def customer_not_found(customer_uid: str) -> ApiError:
     # The V1 schema declares 404 here; two client codebases observed HTTP 200 + code 1 instead
-    # (iamport-v1.md §1.2). 404 with the envelope is the stricter reading, so the sandbox answers that.
+    # (docs/iamport-v1.md#http-statuses). 404 with the envelope is the stricter reading, so the sandbox answers that.
     return not_found(f"요청하신 customer_uid({customer_uid})로 등록된 정보를 찾을 수 없습니다.")
 
 
@@ -225,8 +225,8 @@ class Ledger:
             raise bad_request("customer_uid 파라미터는 최대 80자까지 입력할 수 있습니다.")
         channel_key = opt_str(params, "channel_key", 55)
         pg = opt_str(params, "pg", 80)
-        # Unconfirmed (iamport-v1.md §3.1): channel_key is required by the 2026-05 schema, but whether legacy
-        # pg-only calls still work is unknown. The sandbox accepts either one and refuses a call with neither.
+        # Unconfirmed (docs/iamport-v1.md#billing-keys): channel_key is required by the 2026-05 schema, but whether
+        # legacy pg-only calls still work is unknown. The sandbox accepts either one and refuses a call with neither.
         if channel_key is None and pg is None and opt_str(params, "channel_group_id") is None:
             raise bad_request("channel_key 파라미터가 누락되었습니다.")
         card_number = req_str(params, "card_number")
@@ -276,7 +276,7 @@ class Ledger:
         return found, missing
 
     def delete_key(self, customer_uid: str) -> dict:
-        # Unconfirmed whether deleting a key revokes its schedules (iamport-v1.md §3.3). The sandbox leaves
+        # Unconfirmed whether deleting a key revokes its schedules (docs/iamport-v1.md#billing-keys). The sandbox leaves
         # them scheduled; when they come due they execute as failed charges ("등록되지 않은 구매자입니다.").
         with self.store.tx() as db:
             found = self._key(db, customer_uid)
@@ -533,7 +533,7 @@ class Ledger:
                 status=status,
                 fail_reason=fail_reason,
             )
-        # A declined one-off charge fires no webhook (iamport-v1.md §8).
+        # A declined one-off charge fires no webhook (docs/iamport-v1.md#webhooks).
         notices = [self._paid_notice(payment, order["notice_url"], "again")] if status == "paid" else []
         return payment, notices
 
@@ -1084,8 +1084,8 @@ class Ledger:
             if payment["status"] != "paid":
                 raise business_error("결제완료(paid) 상태가 아닌 결제건은 취소할 수 없습니다.")
             balance = payment["amount"] - payment["cancel_amount"]
-            # Unconfirmed wording (iamport-v1.md §7): the real texts for a checksum mismatch and for an
-            # amount above the balance were not found. Both are refused with code 1 and a clear message.
+            # Unconfirmed wording (docs/iamport-v1.md#refunds-and-checksum): the real texts for a checksum mismatch
+            # and for an amount above the balance were not found. Both are refused with code 1 and a clear message.
             if checksum is not None and checksum != balance:
                 raise business_error(
                     f"[checksum 불일치] 요청하신 checksum({checksum}원)이 취소 가능 잔액({balance}원)과 "
@@ -1117,8 +1117,9 @@ class Ledger:
             extra["cancelled_tax_free"] += tax_free
             extra["cancelled_vat_amount"] += default_vat(amount - tax_free) if vat_amount is None else vat_amount
             extra["updated_at"] = now
-            # Unconfirmed (iamport-v1.md §7): V1 has no partial-cancel status; the usual reading is that a
-            # partial refund keeps `paid` (cancel_amount > 0) and only a full refund becomes `cancelled`.
+            # Unconfirmed (docs/iamport-v1.md#refunds-and-checksum): V1 has no partial-cancel status; the usual
+            # reading is that a partial refund keeps `paid` (cancel_amount > 0) and only a full refund becomes
+            # `cancelled`.
             if payment["cancel_amount"] == payment["amount"]:
                 payment["status"] = "cancelled"
                 payment["cancelled_at"] = now
@@ -1249,7 +1250,7 @@ class Ledger:
             )
         if status != "paid":
             return refuse("F0005", fail_reason, payment)
-        # Undocumented whether a billing-key issuance window fires a webhook (iamport-v1.md §8, §12.7).
+        # Undocumented whether a billing-key issuance window fires a webhook (docs/iamport-v1.md#webhooks).
         # Defensive: send one (status paid; re-fetching shows customer_uid_usage "issue"), so the app
         # must recognise and skip it.
         return self._sdk_answer(params, payment, None, None), [self._paid_notice(payment, order["notice_url"], "sdk")]

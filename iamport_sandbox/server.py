@@ -38,10 +38,10 @@ UNAUTHORIZED = {"code": -1, "message": "Unauthorized", "response": None}
 def _too_many_requests(retry_after: int, reason: str) -> tuple[dict, dict]:
     """The envelope and headers of a refused request (the `throttle` fault and the rate cap).
 
-    Iamport publishes no rate limit and no 429 shape for api.iamport.kr (reliability.md §C1; PGs such as Daou
-    ask merchants to stay at or under 50 billing-key charges/s). This is the defensive assumption a client
-    must survive: a refusal before any processing (nothing charged), HTTP 429, the usual envelope with
-    code -1, and a Retry-After in whole seconds.
+    Iamport publishes no rate limit and no 429 shape for api.iamport.kr
+    (docs/iamport-v1.md#rate-limits-and-timeouts; PGs such as Daou ask merchants to stay at or under 50
+    billing-key charges/s). This is the defensive assumption a client must survive: a refusal before any
+    processing (nothing charged), HTTP 429, the usual envelope with code -1, and a Retry-After in whole seconds.
     """
     envelope = {
         "code": -1,

@@ -104,6 +104,11 @@ class RateLimiter:
             self._caps.clear()
             self._starts.clear()
 
+    def forget_starts(self) -> None:
+        """Forget the starts counted so far, caps kept: as if a quiet second had passed, without waiting one."""
+        with self._lock:
+            self._starts.clear()
+
     def admit(self, endpoint: str) -> tuple[int, int] | None:
         """None when the request may start (and it is counted); else (whole seconds until a slot frees, >= 1; cap).
 

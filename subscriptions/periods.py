@@ -3,7 +3,7 @@
 This module owns the calendar maths only; it knows nothing about Django or money. `bounds` and `index_at` take
 anything with a plan's `interval` and `interval_count`.
 
-Rules (see style.md §6):
+Rules (see docs/architecture.md#money-and-time):
 
 - Period ``n`` starts at ``anchor + n × (count × interval)`` computed in KST wall-clock time from the
   ORIGINAL anchor, never from the previous period's end. Chaining from the previous end would let a

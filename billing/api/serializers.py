@@ -14,7 +14,7 @@ from billing.money_status import MoneyStatus, attempt_money_status, invoice_mone
 
 def public_failure_reason(attempt: PaymentAttempt) -> str:
     """Why a failed attempt failed, as the card company said it. Our own infrastructure failures (connect
-    errors, 5xx) are never shown raw (style.md §3): they get a generic sentence."""
+    errors, 5xx) are never shown raw (docs/architecture.md#errors): they get a generic sentence."""
     if attempt.status != PaymentAttempt.Status.FAILED:
         return ""
     if attempt.decline_class == GATEWAY and not attempt.failure_code.startswith("iamport_"):

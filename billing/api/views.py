@@ -1,4 +1,5 @@
-"""Billing API entry points: parse input, call one service or selector, render (style.md §1).
+"""Billing API entry points: parse input, call one service or selector, render
+(docs/architecture.md#layers-and-import-direction).
 
 Every object is scoped to the requesting user: another subscriber's object answers 404, never 403.
 Refund endpoints are for staff; a subscriber must not even learn that someone else's payment exists.

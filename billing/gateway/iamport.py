@@ -1,6 +1,6 @@
 """Iamport (PortOne V1) REST adapter: the only module that speaks Iamport JSON.
 
-Transport rules (see ``/work/shared/iamport-v1.md``):
+Transport rules (why each holds: ``docs/iamport-v1.md#tokens`` and the sections after it):
 
 * one ``requests.Session`` per thread, explicit ``(connect, read)`` timeouts on every call;
 * the access token is cached for all threads, fetched by one thread at a time, and refreshed when less than
@@ -291,7 +291,8 @@ class IamportGateway:
             if status == 429:
                 retry_after = _retry_after(resp.headers.get("Retry-After"))
                 if kind != "write" and attempt < attempts:
-                    # A read may wait and go again; a write never does here (style.md §4), its caller decides.
+                    # A read may wait and go again; a write never does here, its caller decides
+                    # (docs/architecture.md#gateway-sandbox-and-payment-states).
                     if retry_after is None:
                         self._sleep(attempt)
                     else:

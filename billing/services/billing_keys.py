@@ -26,8 +26,8 @@ logger = logging.getLogger(__name__)
 
 
 def _new_customer_uid(customer: Customer) -> str:
-    # ≤80 chars, unique per customer × card (iamport-v1.md §3): never reused, so a new card never silently
-    # replaces the mapping of an old one.
+    # ≤80 chars, unique per customer × card (docs/iamport-v1.md#billing-keys): never reused, so a new card
+    # never silently replaces the mapping of an old one.
     return f"{settings.BILLING_UID_PREFIX}c{customer.pk}_{secrets.token_hex(8)}"
 
 

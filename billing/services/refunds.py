@@ -117,20 +117,22 @@ def refund_create(
             vat_amount=split.vat,
         )
     except GatewayRejected as exc:
-        _settle(refund, now, Refund.Status.FAILED, actor, failure=exc.message or "")
+        refund_transition(refund, now, Refund.Status.FAILED, actor, failure=exc.message or "")
         raise RefundFailedError(
             _("Iamport refused the refund: %(message)s") % {"message": exc.message or exc.code}
         ) from exc
     except (GatewayTimeout, GatewayUnavailable) as exc:
         maybe = isinstance(exc, GatewayTimeout) or exc.maybe_processed
-        _settle(refund, now, Refund.Status.UNKNOWN if maybe else Refund.Status.FAILED, actor, failure=str(exc))
+        refund_transition(
+            refund, now, Refund.Status.UNKNOWN if maybe else Refund.Status.FAILED, actor, failure=str(exc)
+        )
         if maybe:
             return refund_reconcile(refund_id=refund.pk, now=now, gateway=gateway, raise_if_unknown=True)
         raise GatewayUnavailableError() from exc
     except GatewayError as exc:
-        _settle(refund, now, Refund.Status.FAILED, actor, failure=str(exc))
+        refund_transition(refund, now, Refund.Status.FAILED, actor, failure=str(exc))
         raise GatewayUnavailableError() from exc
-    return _settle(refund, now, Refund.Status.SUCCEEDED, actor, payment=payment)
+    return refund_transition(refund, now, Refund.Status.SUCCEEDED, actor, payment=payment)
 
 
 def _unclaimed_cancellations(refund: Refund, payment: GatewayPayment) -> list[GatewayCancel]:
@@ -152,7 +154,7 @@ def _own_cancellation(refund: Refund, payment: GatewayPayment) -> GatewayCancel 
     return matching[-1] if matching else None
 
 
-def _settle(
+def refund_transition(
     refund,
     now,
     status,
@@ -162,7 +164,8 @@ def _settle(
     payment: GatewayPayment | None = None,
     label="system",
 ):
-    """Move an in-flight refund to `status` (once: a settled refund is returned as it is), audited.
+    """The one way a refund's status changes: an in-flight refund moves to `status` once (a settled refund is
+    returned as it is), under the attempt's lock, audited in the same transaction.
 
     A SUCCEEDED refund takes its own cancellation's id from `payment`, read under the attempt's lock so that
     no other row of the attempt can claim it meanwhile."""
@@ -226,11 +229,11 @@ def refund_reconcile(
         payment = None
     if payment is not None:
         if _own_cancellation(refund, payment) is not None:
-            return _settle(refund, now, Refund.Status.SUCCEEDED, label=label, payment=payment)
+            return refund_transition(refund, now, Refund.Status.SUCCEEDED, label=label, payment=payment)
         if not_found_after is None:
             not_found_after = settings.BILLING_RECONCILE_NOT_FOUND_AFTER_SECONDS
         if (now - refund.created_at).total_seconds() >= not_found_after:
-            refund = _settle(
+            refund = refund_transition(
                 refund, now, Refund.Status.FAILED, label=label, failure="Iamport shows no refund for this request"
             )
             refunds_sync_from_gateway(attempt=refund.attempt, payment=payment, now=now)

@@ -1,6 +1,6 @@
 """Iamport webhooks: stored raw at once, processed after commit by re-fetching the payment.
 
-V1 webhooks are unsigned (iamport-v1.md §8), so the body is only a hint: the payment is re-fetched from
+V1 webhooks are unsigned (docs/iamport-v1.md#webhooks), so the body is only a hint: the payment is re-fetched from
 Iamport, matched to our attempt by the merchant_uid IAMPORT reports (not the one in the body), its amount
 compared, and state only moves forward. Duplicates and reordering therefore change nothing, and a forged
 event can at most make us look something up.

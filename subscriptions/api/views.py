@@ -1,4 +1,5 @@
-"""Subscriptions API entry points: parse input, call one service or selector, render (style.md §1).
+"""Subscriptions API entry points: parse input, call one service or selector, render
+(docs/architecture.md#layers-and-import-direction).
 
 Every subscription is scoped to its owner: another subscriber's id answers 404, never 403. Each action
 looks the subscription up before validating the body, so the answer never depends on someone else's data.

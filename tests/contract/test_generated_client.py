@@ -152,7 +152,9 @@ def test_a_merchant_integrates_a_subscription_life_through_the_generated_client_
     assert op(kb, "billing_key_retrieve").sync(id=card.id, client=api) == card
 
     # subscribe
-    subscription = op(kb, "subscription_create").sync(client=api, body=m.SubscriptionCreateRequest(plan="basic", agree_to_terms=True))
+    subscription = op(kb, "subscription_create").sync(
+        client=api, body=m.SubscriptionCreateRequest(plan="basic", agree_to_terms=True)
+    )
     assert isinstance(subscription, m.Subscription), subscription
     assert (subscription.status, subscription.plan.code) == (m.SubscriptionStatusEnum.ACTIVE, "basic")
     assert op(kb, "subscription_retrieve").sync(id=subscription.id, client=api).id == subscription.id
@@ -222,7 +224,9 @@ def test_errors_arrive_as_the_typed_error_model_through_the_generated_client(kb,
     op(kb, "billing_key_confirm").sync(
         client=api, body=m.CardRegistrationConfirmRequest(customer_uid=prepared.params.customer_uid)
     )
-    subscription = op(kb, "subscription_create").sync(client=api, body=m.SubscriptionCreateRequest(plan="basic", agree_to_terms=True))
+    subscription = op(kb, "subscription_create").sync(
+        client=api, body=m.SubscriptionCreateRequest(plan="basic", agree_to_terms=True)
+    )
     payment = op(kb, "payments_list").sync(client=api).results[0]
 
     wrong_password = op(kb, "auth_token_create").sync_detailed(
@@ -239,7 +243,9 @@ def test_errors_arrive_as_the_typed_error_model_through_the_generated_client(kb,
     )
     not_found = op(kb, "subscription_retrieve").sync_detailed(id=subscription.id + 1_000, client=api)
     no_plan = op(kb, "plan_retrieve").sync_detailed(code="no-such-plan", client=api)
-    twice = op(kb, "subscription_create").sync_detailed(client=api, body=m.SubscriptionCreateRequest(plan="pro", agree_to_terms=True))
+    twice = op(kb, "subscription_create").sync_detailed(
+        client=api, body=m.SubscriptionCreateRequest(plan="pro", agree_to_terms=True)
+    )
 
     answers = [wrong_password, zero_periods, not_authenticated, not_staff, not_found, no_plan, twice]
     assert [(int(r.status_code), _error_code(kb, r.parsed)) for r in answers] == [

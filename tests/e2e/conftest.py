@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+# The same rule as scripts/ensure_system_deps.sh, which `make test` runs first: CHROMIUM_PATH, else chromium on PATH.
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 FLAGS = [
     "--no-sandbox",
@@ -26,7 +27,8 @@ FLAGS = [
 def browser():
     if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
         pytest.fail(
-            f"Chromium not found at {CHROMIUM}: `.ci/run` installs Debian's chromium (apt-get install chromium)"
+            f"Chromium not found at {CHROMIUM}: `make test` installs Debian's chromium (scripts/ensure_system_deps.sh);"
+            " run it through make, or set CHROMIUM_PATH to a Chromium"
         )
     # Playwright's sync API runs an event loop in this thread; Django refuses sync DB calls under one.
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")

@@ -191,7 +191,7 @@ class _StubIamport(BaseHTTPRequestHandler):
     """A loopback stand-in for wire shapes the sandbox does not produce; it records what it received.
 
     * ``GET /subscribe/customers/...``: HTTP 200 + code 1, as the real Iamport was observed to answer a
-      missing key (iamport-v1.md §1.2; the sandbox chose the schema's 404);
+      missing key (docs/iamport-v1.md#http-statuses; the sandbox chose the schema's 404);
     * ``GET /payments/...``: always 401, i.e. a token that is refused even after a refresh.
     """
 

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from iamport_sandbox.clock import SandboxClock
 from iamport_sandbox.control import SandboxControl, SandboxControlError
 from iamport_sandbox.server import SandboxServer
+from iamport_sandbox.store import Store
 from tests.sandbox.sandbox_helpers import FAR_EXPIRY, GOOD_CARD, Iamport, schedule_item
 
 REPO = Path(__file__).resolve().parents[2]
@@ -158,13 +160,30 @@ def test_clock_refuses_to_move_backwards(sandbox):
         sandbox.advance(-1)
 
 
-def test_clock_follows_real_time_plus_offset_when_not_frozen(sandbox):
-    before = sandbox.now()
-    sandbox.advance(1000)
+def test_clock_follows_real_time_plus_offset_when_not_frozen():
+    wall = [1_800_000_000.0]
+    clock = SandboxClock(Store(), wall=lambda: wall[0])
+    clock.advance(1000)
 
-    after = sandbox.now()
+    wall[0] += 5  # five real seconds pass
 
-    assert before + 1000 <= after <= before + 1002
+    assert clock.now() == 1_800_000_000 + 1000 + 5
+    assert clock.snapshot() == {"now": 1_800_001_005, "offset": 1000, "frozen": False}
+
+
+def test_frozen_clock_ignores_real_time_and_keeps_its_moment_when_unfrozen():
+    wall = [1_800_000_000.0]
+    clock = SandboxClock(Store(), wall=lambda: wall[0])
+    clock.freeze(True)
+    clock.advance(60)
+
+    wall[0] += 3600
+    frozen_now = clock.now()
+    clock.freeze(False)
+    wall[0] += 2
+
+    assert frozen_now == 1_800_000_060
+    assert clock.now() == 1_800_000_062
 
 
 def test_reset_clears_payments_keys_schedules_tokens_and_clock(sandbox, iamport):
@@ -174,12 +193,14 @@ def test_reset_clears_payments_keys_schedules_tokens_and_clock(sandbox, iamport)
     iamport.schedule("c1", schedule_item("reset-s", sandbox.now() + 3600))
     old_token = iamport.token()
     sandbox.advance(10 * 24 * 3600)
+    sandbox.freeze(False)  # the ten days become an offset on real time, which reset must drop
 
     sandbox.reset()
 
     assert sandbox.payments() == [] and sandbox.customers() == [] and sandbox.schedules() == []
     assert sandbox.requests_log() == [] and sandbox.webhooks() == []
-    assert abs(sandbox.now() - time.time()) < 5 and sandbox.clock()["frozen"] is False
+    clock = sandbox.clock()
+    assert clock["offset"] == 0 and clock["frozen"] is False  # real time again, read without a stopwatch
     response = requests.get(f"{iamport.base_url}/payments/status/paid", headers={"Authorization": old_token}, timeout=5)
     assert response.status_code == 401
 
@@ -249,6 +270,10 @@ def test_cli_serves_api_and_logs_one_line_per_request_without_card_numbers(tmp_p
                 params={"card_number": GOOD_CARD},
                 json={"card_number": GOOD_CARD, "expiry": FAR_EXPIRY, "pg": "nice"},
             )
+            # The server writes a request's line just after the answer: wait for it before stopping the server.
+            deadline = time.monotonic() + 10
+            while "/subscribe/customers/c_cli" not in log.read_text() and time.monotonic() < deadline:
+                time.sleep(0.02)
         finally:
             process.terminate()
             process.wait(timeout=10)

@@ -169,3 +169,14 @@ def test_rate_window_frees_a_slot_one_second_after_the_oldest_start_when_capped(
     assert refusals == [(1, 2)] * 5
     assert freed is None
     assert full_again == (1, 2)
+
+
+def test_forgetting_the_rate_window_admits_a_full_cap_at_once_and_keeps_the_cap(sandbox, iamport):
+    iamport.issued("c1")
+    sandbox.set_rate_limit("again", 2)
+    assert [iamport.again("c1", f"fw-{i}").status_code for i in range(3)] == [200, 200, 429]
+
+    answer = sandbox.forget_rate_window()
+
+    assert answer == {"rate_limits": {"again": 2}}
+    assert [iamport.again("c1", f"fw-next-{i}").status_code for i in range(3)] == [200, 200, 429]

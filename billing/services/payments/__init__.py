@@ -1,4 +1,5 @@
-"""Charging invoices exactly once, and settling what we could not see (docs/architecture.md).
+"""Charging invoices exactly once, and settling what we could not see
+(docs/architecture.md#gateway-sandbox-and-payment-states).
 
 A charge works in three steps, for one invoice or for a batch of them; a single charge is a batch of one:
 1. `attempts`: a short transaction locks the invoices, refuses any that is not open or still has an unsettled

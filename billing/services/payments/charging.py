@@ -41,8 +41,9 @@ SETTLE_EVERY_SECONDS = 0.5  # the longest a batch's finished charges wait to be 
 
 
 def _call_gateway(attempt: PaymentAttempt, gateway, send_by: float) -> Outcome:
-    """One `again` call, translated (style.md §3): a decline is a payment with status failed; a timeout, or an
-    error after the request may have left, is UNKNOWN; an error before anything was charged is a failure.
+    """One `again` call, translated (docs/architecture.md#errors): a decline is a payment with status failed; a
+    timeout, or an error after the request may have left, is UNKNOWN; an error before anything was charged is a
+    failure.
 
     A charge still waiting (for its rate-limit slot or a free gateway thread) when the janitor would start
     looking at its attempt (`send_by`) is not sent at all: FAILED as never sent, so the janitor's verdict and
