@@ -29,14 +29,18 @@ KST = zoneinfo.ZoneInfo("Asia/Seoul")
 Kind = ReconciliationRow.Kind
 
 
-@pytest.fixture
-def day(sandbox):
+def a_day_ahead(sandbox) -> dt.date:
     """A KST business day a little ahead of the sandbox's clock (which only moves forward), frozen at 10:00."""
     today = dt.datetime.fromtimestamp(sandbox.now(), KST).date()
     chosen = today + dt.timedelta(days=2)
     sandbox.freeze()
     sandbox.set_now(int(at(chosen, 10).timestamp()))
     return chosen
+
+
+@pytest.fixture
+def day(sandbox):
+    return a_day_ahead(sandbox)
 
 
 def at(day: dt.date, hour: int, minute: int = 0, second: int = 0) -> dt.datetime:

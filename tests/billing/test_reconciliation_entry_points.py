@@ -13,9 +13,14 @@ from django_celery_beat.models import PeriodicTask
 
 from billing.models import AuditLog, ReconciliationRow, ReconciliationRun
 from tests.admin.conftest import staff_user
-from tests.billing.test_reconciliation import after, at, charge, day  # noqa: F401  (the `day` fixture)
+from tests.billing.test_reconciliation import a_day_ahead, after, at, charge
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def day(sandbox):
+    return a_day_ahead(sandbox)
 
 
 @pytest.fixture
