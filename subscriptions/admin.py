@@ -203,3 +203,7 @@ def _add_dashboard_url(site: admin.AdminSite) -> None:
 
 
 _add_dashboard_url(admin.site)
+
+from subscriptions.admin_finance import add_finance_urls  # noqa: E402
+
+add_finance_urls(admin.site)
