@@ -452,3 +452,6 @@ class AuditLogAdmin(ViewOnlyMixin, admin.ModelAdmin):
     )
     date_hierarchy = "at"
     show_full_result_count = False
+
+
+from billing import admin_reconciliation  # noqa: E402, F401  (registers the reconciliation admin)

@@ -372,3 +372,123 @@ class ChargeRateLimiter(models.Model):
 
     def __str__(self) -> str:
         return f"next charge slot at {self.next_slot:.3f}"
+
+
+class ReconciliationRun(models.Model):
+    """One reconciliation (대사) of a KST business day against Iamport's ledger.
+
+    A run pages through Iamport's list first (each page stored as ReconciliationLedgerEntry rows, so a run that
+    stopped part way resumes at the next page), then classifies. Only a COMPLETE run with no open row is clean;
+    an INCOMPLETE one is never reported clean. Reruns of a day are new runs: each keeps its own rows, and
+    `new_count` says how many of its differences the previous complete run of that day did not have.
+    """
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("running")
+        INCOMPLETE = "incomplete", _("stopped part way, will resume")
+        COMPLETE = "complete", _("complete")
+
+    day = models.DateField(db_index=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    trigger = models.CharField(max_length=32, blank=True)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveBigIntegerField(default=0)
+    page_size = models.PositiveIntegerField(default=1000)
+    pages_fetched = models.PositiveIntegerField(default=0)
+    iamport_total = models.PositiveIntegerField(default=0)
+    error = models.CharField(max_length=500, blank=True)
+    # {"matched": n, "missing_here": n, ...} and {"iamport": {"paid": {"count", "amount", "cancel_amount"}, ...},
+    # "ours": {"paid": {...}, "refunded": {...}}}: written once, when the run completes.
+    counts = models.JSONField(default=dict, blank=True)
+    totals = models.JSONField(default=dict, blank=True)
+    unresolved_count = models.PositiveIntegerField(default=0)
+    new_count = models.PositiveIntegerField(default=0)
+    notified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("reconciliation run")
+        verbose_name_plural = _("reconciliation runs")
+        ordering = ["-day", "-id"]
+        constraints = [
+            # At most one unfinished run per day: a second start resumes it instead.
+            models.UniqueConstraint(
+                fields=["day"], condition=~Q(status="complete"), name="reconciliation_one_unfinished_per_day"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"대사 {self.day:%Y-%m-%d} #{self.pk} ({self.status})"
+
+    @property
+    def is_clean(self) -> bool:
+        return self.status == self.Status.COMPLETE and self.unresolved_count == 0
+
+
+class ReconciliationLedgerEntry(models.Model):
+    """One payment as Iamport listed it for a run's day: the evidence the run classified."""
+
+    run = models.ForeignKey(ReconciliationRun, on_delete=models.CASCADE, related_name="ledger_entries")
+    imp_uid = models.CharField(max_length=32)
+    merchant_uid = models.CharField(max_length=40)
+    status = models.CharField(max_length=16)
+    amount = models.BigIntegerField()
+    cancel_amount = models.BigIntegerField(default=0)
+    at = models.DateTimeField(null=True, blank=True)  # the time of its status (what the listing filtered on)
+    data = models.JSONField(default=dict, blank=True)  # cancel_history and the other fields we re-read
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "imp_uid"], name="reconciliation_entry_once_per_run")]
+
+    def __str__(self) -> str:
+        return f"{self.imp_uid} {self.status} {self.amount}"
+
+
+class ReconciliationRow(models.Model):
+    """One difference a run found between Iamport and our books, and what became of it."""
+
+    class Kind(models.TextChoices):
+        MISSING_HERE = "missing_here", _("at Iamport, not here")
+        MISSING_THERE = "missing_there", _("paid here, not at Iamport")
+        AMOUNT_DIFFERS = "amount_differs", _("amount differs")
+        STATUS_DIFFERS = "status_differs", _("status differs")
+        REFUND_DIFFERS = "refund_differs", _("refunds differ")
+        UNKNOWN_OPEN = "unknown_open", _("outcome still unknown")
+
+    class Resolution(models.TextChoices):
+        OPEN = "open", _("open")
+        AUTO = "auto", _("settled from Iamport")
+        REFUNDED = "refunded", _("refunded at Iamport")
+        INVESTIGATED = "investigated", _("investigated")
+
+    run = models.ForeignKey(ReconciliationRun, on_delete=models.CASCADE, related_name="rows")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    imp_uid = models.CharField(max_length=32, blank=True)
+    merchant_uid = models.CharField(max_length=40, blank=True)
+    attempt = models.ForeignKey(PaymentAttempt, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    iamport_status = models.CharField(max_length=16, blank=True)
+    iamport_amount = models.BigIntegerField(null=True, blank=True)
+    iamport_cancel_amount = models.BigIntegerField(null=True, blank=True)
+    our_status = models.CharField(max_length=16, blank=True)
+    our_amount = models.BigIntegerField(null=True, blank=True)
+    our_refunded = models.BigIntegerField(null=True, blank=True)
+    detail = models.CharField(max_length=255, blank=True)
+    is_new = models.BooleanField(default=True)
+    resolution = models.CharField(max_length=16, choices=Resolution.choices, default=Resolution.OPEN)
+    note = models.TextField(blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
+
+    class Meta:
+        verbose_name = _("reconciliation difference")
+        verbose_name_plural = _("reconciliation differences")
+        ordering = ["id"]
+        indexes = [models.Index(fields=["run", "resolution"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.imp_uid or self.merchant_uid}"
+
+    @property
+    def key(self) -> str:
+        """What identifies the same difference across reruns of a day."""
+        return f"{self.kind}:{self.imp_uid or self.merchant_uid}"

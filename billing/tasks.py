@@ -5,6 +5,7 @@ from celery import shared_task
 from billing import clock
 from billing.gateway.errors import GatewayError
 from billing.services.payments import payments_reconcile_unsettled
+from billing.services.reconciliation import reconciliations_run_due
 from billing.services.refunds import refunds_reconcile_unsettled
 from billing.services.webhooks import webhook_process
 
@@ -13,6 +14,12 @@ from billing.services.webhooks import webhook_process
 def payments_reconcile_unsettled_task() -> dict:
     now = clock.now()
     return {**payments_reconcile_unsettled(now=now), "refunds": refunds_reconcile_unsettled(now=now)}
+
+
+@shared_task(ignore_result=True)
+def reconciliations_run_due_task() -> dict:
+    """Hourly from 00:30 KST: reconcile yesterday until it has a complete run, and resume unfinished runs."""
+    return reconciliations_run_due(now=clock.now())
 
 
 @shared_task(ignore_result=True, bind=True, max_retries=8, acks_late=True)

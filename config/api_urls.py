@@ -8,4 +8,5 @@ urlpatterns = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("billing.api.urls")),
     path("", include("subscriptions.api.urls")),
+    path("", include("subscriptions.api.finance_urls")),
 ]

@@ -79,6 +79,8 @@ class AdminApi:
             ("GET", "webhooks"): self.get_webhooks,
             ("DELETE", "webhooks"): self.clear_webhooks,
             ("GET", "payments"): lambda body: self.server.ledger.dump_payments(),
+            ("POST", "payments/direct"): lambda body: self.server.ledger.direct_payment(body, self.server.clock.now()),
+            ("POST", "payments/bulk"): lambda body: self.server.ledger.bulk_payments(body, self.server.clock.now()),
             ("GET", "customers"): lambda body: self.server.ledger.dump_keys(),
             ("GET", "schedules"): lambda body: self.server.ledger.dump_schedules(),
             ("POST", "schedules/run"): self.run_schedules,
@@ -96,6 +98,8 @@ class AdminApi:
                 return self.receipt(segments[1], query)
             if method == "POST" and len(segments) == 2 and segments[0] == "cards":
                 return Reply.json(200, self.set_card(segments[1], self._body(raw, headers)))
+            if method == "POST" and len(segments) == 3 and segments[0] == "payments":
+                return Reply.json(200, self.change_payment(segments[1], segments[2], self._body(raw, headers)))
             handler = self.routes.get((method, name))
             if handler is None:
                 known = any(route_name == name for _, route_name in self.routes)
@@ -118,6 +122,15 @@ class AdminApi:
             raise ControlError(exc.message) from exc
 
     # -- controls ------------------------------------------------------------------------------------------
+
+    def change_payment(self, imp_uid: str, change: str, body: dict) -> dict:
+        """`payments/{imp_uid}/console_refund` and `payments/{imp_uid}/amount`: Iamport changing behind our back."""
+        now = self.server.clock.now()
+        if change == "console_refund":
+            return self.server.ledger.console_refund(imp_uid, body, now)
+        if change == "amount":
+            return self.server.ledger.set_payment_amount(imp_uid, body, now)
+        raise ControlError(f"POST /__sandbox__/payments/{imp_uid}/{change} is not a sandbox control", 404)
 
     def health(self, body: dict) -> dict:
         return {"ok": True, "merchant_code": self.server.merchant_code, "url": self.server.url}

@@ -167,6 +167,27 @@ class SandboxControl:
     def payments(self) -> list:
         return self._call("GET", "payments")
 
+    def console_refund(self, imp_uid: str, amount: int | None = None, reason: str | None = None) -> dict:
+        """Refund `amount` (None: the whole balance) as if by hand in the PortOne console: no webhook."""
+        body = {k: v for k, v in {"amount": amount, "reason": reason}.items() if v is not None}
+        return self._call("POST", f"payments/{urllib.request.quote(imp_uid, safe='')}/console_refund", body)
+
+    def direct_payment(self, merchant_uid: str, amount: int, paid_at: int | None = None, **extra) -> dict:
+        """A paid payment made outside the app under `merchant_uid` (no webhook); `paid_at` may be in the past."""
+        body = {"merchant_uid": merchant_uid, "amount": amount, **extra}
+        if paid_at is not None:
+            body["paid_at"] = int(paid_at)
+        return self._call("POST", "payments/direct", body)
+
+    def bulk_payments(self, *, prefix: str, count: int, amount: int, from_: int, to: int, start: int = 0) -> dict:
+        """`count` paid payments `{prefix}{start}`… with paid_at spread over [from_, to], in one transaction."""
+        body = {"prefix": prefix, "count": count, "amount": amount, "from": from_, "to": to, "start": start}
+        return self._call("POST", "payments/bulk", body)
+
+    def set_payment_amount(self, imp_uid: str, amount: int) -> dict:
+        """Change a payment's amount at the PG, as a corrected (or tampered) charge would."""
+        return self._call("POST", f"payments/{urllib.request.quote(imp_uid, safe='')}/amount", {"amount": amount})
+
     def customers(self) -> list:
         return self._call("GET", "customers")
 

@@ -239,3 +239,8 @@ class SubscriptionAgreementAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+from subscriptions.admin_finance import add_finance_urls  # noqa: E402
+
+add_finance_urls(admin.site)

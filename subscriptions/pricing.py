@@ -365,3 +365,13 @@ MONTHLY_FACTOR = {
 def monthly_amount(*, amount: int, interval: str, interval_count: int) -> Fraction:
     """The exact monthly equivalent of a plan price (not rounded: callers sum first, then round once)."""
     return Fraction(amount) * MONTHLY_FACTOR[interval] / interval_count
+
+
+def recognised_through(*, total: int, days_elapsed: int, days: int) -> int:
+    """Revenue of a prepaid period recognised after `days_elapsed` of its `days` days: floor(total * elapsed /
+    days). Cumulative flooring, so the daily amounts (the differences) are whole won and add up to `total`
+    exactly on the last day; a day recognises at most one won more than another."""
+    if days <= 0:
+        raise ValueError("a period has at least one day")
+    elapsed = min(max(days_elapsed, 0), days)
+    return total * elapsed // days

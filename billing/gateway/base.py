@@ -298,6 +298,21 @@ class PaymentGateway(Protocol):
 
     def find_payments(self, *, merchant_uid: str, status: str | None = None) -> list[GatewayPayment]: ...
 
+    def list_payments(
+        self,
+        *,
+        status: str = "all",
+        from_: dt.datetime,
+        to: dt.datetime,
+        page: int = 1,
+        limit: int = 1000,
+        sorting: str | None = None,
+    ) -> Page[GatewayPayment]:
+        """One page of the payments in ``status`` (``all``, ``ready``, ``paid``, ``cancelled``, ``failed``) whose
+        time falls in ``from_ <= t <= to`` (both inclusive, whole seconds; at most 90 days). Which time: the one of
+        the payment's current status (paid_at, cancelled_at, failed_at; started_at while ready)."""
+        ...
+
     def cancel_payment(
         self,
         *,

@@ -55,6 +55,8 @@ logger = logging.getLogger("billing.gateway")
 DEFAULT_BASE_URL = "https://api.iamport.kr"
 TOKEN_REFRESH_MARGIN = 60.0  # seconds of remaining token life below which we fetch again
 FIND_ALL_PAGE_LIMIT = 100
+STATUS_PAGE_LIMIT_MAX = 1000  # /payments/status/{status}: `limit` at most 1000 (V1 schema)
+STATUS_WINDOW_MAX_SECONDS = 90 * 24 * 3600  # and a window of at most 90 days
 USER_AGENT = "kbilling-gateway/1 (+python-requests)"
 
 Kind = Literal["read", "write", "token"]
@@ -640,6 +642,37 @@ class IamportGateway:
             if not parsed.next or parsed.next <= page or not parsed.items:
                 return result
             page = parsed.next
+
+    def list_payments(
+        self,
+        *,
+        status: str = "all",
+        from_: dt.datetime,
+        to: dt.datetime,
+        page: int = 1,
+        limit: int = STATUS_PAGE_LIMIT_MAX,
+        sorting: str | None = None,
+    ) -> Page[GatewayPayment]:
+        """One page of ``GET /payments/status/{status}?from&to&page&limit`` (``from``/``to`` inclusive UNIX
+        seconds, at most 90 days apart; ``limit`` at most 1000). A read: retried like the others, and a 429
+        waits for its Retry-After before the last try raises ``GatewayThrottled``."""
+        if status not in ("all", "ready", "paid", "cancelled", "failed"):
+            raise ValueError(f"unknown payment status {status!r}")
+        if not 1 <= int(limit) <= STATUS_PAGE_LIMIT_MAX:
+            raise ValueError(f"limit must be between 1 and {STATUS_PAGE_LIMIT_MAX}")
+        if page < 1:
+            raise ValueError("page starts at 1")
+        start, end = _unix(from_), _unix(to)
+        if end < start:
+            raise ValueError("to must not be before from_")
+        if end - start > STATUS_WINDOW_MAX_SECONDS:
+            raise ValueError("Iamport searches at most 90 days at a time")
+        params = _compact(**{"from": start, "to": end, "page": page, "limit": int(limit), "sorting": sorting})
+        try:
+            data = self._call("GET", f"/payments/status/{_seg(status)}", params=params, kind="read")
+        except GatewayNotFound:
+            return Page(items=(), total=0, page=page)
+        return _page(data, _payment, page)
 
     def cancel_payment(
         self,

@@ -264,8 +264,11 @@ def refunds_reconcile_unsettled(*, now: dt.datetime, gateway=None) -> dict[str, 
     return counts
 
 
-def refunds_sync_from_gateway(*, attempt: PaymentAttempt, payment: GatewayPayment, now: dt.datetime) -> int:
-    """Record refunds made outside this app (Iamport console) that a webhook or lookup revealed."""
+def refunds_sync_from_gateway(
+    *, attempt: PaymentAttempt, payment: GatewayPayment, now: dt.datetime, label: str = "webhook"
+) -> int:
+    """Record refunds made outside this app (Iamport console) that a webhook or lookup revealed; audited as
+    `label` (the webhook, or the daily reconciliation)."""
     if attempt.status != PaymentAttempt.Status.SUCCEEDED:
         return 0
     known_ids = set(attempt.refunds.exclude(cancellation_id="").values_list("cancellation_id", flat=True))
@@ -302,7 +305,7 @@ def refunds_sync_from_gateway(*, attempt: PaymentAttempt, payment: GatewayPaymen
                 at=now,
                 action="refund.synced",
                 obj=refund,
-                actor_label="webhook",
+                actor_label=label,
                 customer_id=attempt.invoice.customer_id,
                 amount=cancel.amount,
                 to_status="succeeded",

@@ -326,3 +326,7 @@ BILLING_TRIAL_NOTICE_DAYS = env_int("BILLING_TRIAL_NOTICE_DAYS", 3)
 # Webhooks: only Iamport's documented source IPs are accepted when the allow-list is on (production).
 IAMPORT_WEBHOOK_IP_ALLOWLIST_ENABLED = env_bool("IAMPORT_WEBHOOK_IP_ALLOWLIST_ENABLED", False)
 IAMPORT_WEBHOOK_IPS = env_list("IAMPORT_WEBHOOK_IPS", "52.78.100.19,52.78.48.223,52.78.5.241")
+# Daily reconciliation (대사) against Iamport: payments per page of GET /payments/status/all (Iamport allows
+# at most 1000), and who is emailed when a run leaves anything unresolved (comma separated; empty: ADMINS).
+BILLING_RECONCILE_PAGE_SIZE = env_int("BILLING_RECONCILE_PAGE_SIZE", 1000)
+BILLING_OPERATOR_EMAILS = env_list("BILLING_OPERATOR_EMAILS", "")

@@ -66,7 +66,9 @@ def test_api_subscribe_is_refused_and_charges_nothing_when_the_client_posts_its_
     assert not PaymentAttempt.objects.filter(invoice__customer=customer).exists()
     assert sandbox.payments() == []
 
-    plain = client.post("/api/subscriptions/", json.dumps({"plan": "basic"}), content_type="application/json")
+    plain = client.post(
+        "/api/subscriptions/", json.dumps({"plan": "basic", "agree_to_terms": True}), content_type="application/json"
+    )
 
     assert plain.status_code == 201 and plain.json()["plan"]["amount"] == 9_900
     [attempt] = PaymentAttempt.objects.filter(invoice__customer=customer)

@@ -174,6 +174,8 @@ API = [
         api_owner_only(200),
         {"at_period_end": True},
     ),
+    # The finance report (no subscriber data in it, only sums): staff only.
+    Case("api/finance/reports", "GET", "/api/finance/reports", expect(401, 403, 403, 200, 200)),
     Case("api/subscriptions/<int:pk>/resume", "POST", "/api/subscriptions/{sub}/resume", api_owner_only(409)),
     Case(
         "api/subscriptions/<int:pk>/pause",
@@ -275,6 +277,8 @@ def _admin_path(route: str, world) -> str:
     values = {
         "object_id": str(model.objects.order_by("pk").values_list("pk", flat=True).first() or 1) if model else "1",
         "attempt_id": str(world.owner.payment.pk),
+        "row_id": "1",
+        "action": "investigated",
         "id": str(world.owner.user.pk),
         "content_type_id": str(ContentType.objects.get_for_model(apps.get_model("billing", "Invoice")).pk),
     }
