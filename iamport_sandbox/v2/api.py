@@ -302,9 +302,16 @@ class V2Surface:
         server = self.server
         params = body.get("params") if isinstance(body.get("params"), dict) else {}
         card = body.get("card") if isinstance(body.get("card"), dict) else {}
+        browser_customer = params.get("customer") if isinstance(params.get("customer"), dict) else {}
         request = {
             "channelKey": params.get("channelKey"),
-            "customer": params.get("customer"),
+            # The browser SDK's customer (customerId, fullName, …) in the REST API's shape.
+            "customer": {
+                "id": browser_customer.get("customerId"),
+                "name": {"full": browser_customer.get("fullName")} if browser_customer.get("fullName") else None,
+                "email": browser_customer.get("email"),
+                "phoneNumber": browser_customer.get("phoneNumber"),
+            },
             "method": {"card": {"credential": card}},
         }
         status = 200

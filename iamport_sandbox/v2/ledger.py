@@ -168,6 +168,10 @@ class V2Ledger:
 
     def _v2_key(self, db: sqlite3.Connection, billing_key: str) -> tuple[dict, dict]:
         found = self.ledger._key(db, billing_key)
+        if found is None:
+            # A deleted V2 key leaves the customers table (as a V1 deletion does) and is kept here, DELETED.
+            deleted = self._meta(db, f"v2deleted:{billing_key}")
+            found = (deleted["key"], deleted["extra"]) if deleted else None
         if found is None or "v2" not in found[1]:
             raise V2Error(404, "BILLING_KEY_NOT_FOUND", "빌링키가 존재하지 않습니다.")
         return found
@@ -302,7 +306,8 @@ class V2Ledger:
             if self._scheduled_on_key(db, billing_key):
                 raise V2Error(409, "PAYMENT_SCHEDULE_ALREADY_EXISTS", "결제 예약건이 존재하는 빌링키입니다.")
             extra["v2"]["deletedAt"] = now
-            self.ledger._save_key(db, key, extra)
+            db.execute("DELETE FROM customers WHERE customer_uid = ?", (billing_key,))
+            self._put_meta(db, f"v2deleted:{billing_key}", {"key": key, "extra": extra})
         return {"deletedAt": iso(now)}
 
     # == payments ==========================================================================================
