@@ -64,9 +64,15 @@ class BillingKey(models.Model):
         ACTIVE = "active", _("active")
         DELETED = "deleted", _("deleted")
 
+    class Gateway(models.TextChoices):
+        IAMPORT_V1 = "iamport_v1", _("Iamport (PortOne V1)")
+        PORTONE_V2 = "portone_v2", _("PortOne V2")
+
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="billing_keys")
     customer_uid = models.CharField(max_length=80, unique=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    # The gateway that issued the card; it is charged there for as long as it lives (billing/gateway/routing.py).
+    gateway = models.CharField(max_length=16, choices=Gateway.choices, default=Gateway.IAMPORT_V1)
     is_default = models.BooleanField(default=False)
     card_name = models.CharField(max_length=64, blank=True)
     card_number_masked = models.CharField(max_length=32, blank=True)
@@ -211,7 +217,8 @@ class PaymentAttempt(models.Model):
     tax_free_amount = models.PositiveBigIntegerField(default=0)
     vat_amount = models.PositiveBigIntegerField(default=0)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
-    imp_uid = models.CharField(max_length=32, unique=True, null=True, blank=True)
+    # Iamport's imp_uid; on PortOne V2 the paymentId (= merchant_uid, up to 40 characters).
+    imp_uid = models.CharField(max_length=40, unique=True, null=True, blank=True)
     decline_class = models.CharField(max_length=16, choices=Invoice.DeclineClass.choices, blank=True)
     failure_code = models.CharField(max_length=32, blank=True)
     failure_reason = models.CharField(max_length=255, blank=True)
@@ -309,7 +316,7 @@ class WebhookEvent(models.Model):
     content_type = models.CharField(max_length=100, blank=True)
     headers = models.JSONField(default=dict)
     raw_body = models.TextField()
-    imp_uid = models.CharField(max_length=32, blank=True, db_index=True)
+    imp_uid = models.CharField(max_length=40, blank=True, db_index=True)
     merchant_uid = models.CharField(max_length=40, blank=True, db_index=True)
     status = models.CharField(max_length=16, blank=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.RECEIVED)

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from billing.views import iamport_webhook
+from billing.views import iamport_webhook, portone_webhook
 from config.health import healthz
 from subscriptions.views import LoginView
 
@@ -11,6 +11,7 @@ handler500 = "config.unavailable.server_error"
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("iamport/webhook", iamport_webhook, name="iamport-webhook"),
+    path("portone/webhook", portone_webhook, name="portone-webhook"),
     path("admin/", admin.site.urls),
     path("api/", include("config.api_urls")),
     # Django's log-in view with a failed-attempt limit; the rest of django.contrib.auth.urls as they are.

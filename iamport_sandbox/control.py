@@ -155,6 +155,16 @@ class SandboxControl:
     def webhooks(self) -> list:
         return self._call("GET", "webhooks")
 
+    # -- PortOne V2 -------------------------------------------------------------------------------------
+
+    def v2_config(self) -> dict:
+        """{api_secret, store_id, channel_keys, webhook_url, webhook_secret} of the V2 surface."""
+        return self._call("GET", "v2/config")
+
+    def set_v2_config(self, **values) -> dict:
+        """`webhook_url` (the store's console URL; None: no webhooks) and/or `webhook_secret` (whsec_...)."""
+        return self._call("POST", "v2/config", values)
+
     def wait_for_webhooks(self, count: int, timeout: float = 5.0) -> list:
         """Poll until at least `count` deliveries are finished (delivered or failed)."""
         deadline = time.monotonic() + timeout

@@ -24,6 +24,7 @@ from iamport_sandbox.ledger import Ledger
 from iamport_sandbox.sdk import SDK_PATHS, render_sdk
 from iamport_sandbox.store import Store
 from iamport_sandbox.traffic import InflightCounter, RateLimiter
+from iamport_sandbox.v2.api import V2Surface
 from iamport_sandbox.webhooks import WebhookOutbox
 
 DEFAULT_IMP_KEY = "imp_apikey"
@@ -161,6 +162,7 @@ class SandboxServer:
         merchant_code: str = DEFAULT_MERCHANT_CODE,
         default_notice_url: str | None = None,
         log_requests: bool = False,
+        v2: dict | None = None,
     ):
         self.host = host
         self.port = port
@@ -176,6 +178,7 @@ class SandboxServer:
         self.rate_limits = RateLimiter()
         self.outbox = WebhookOutbox(self.store, self.clock, default_notice_url=default_notice_url)
         self.initial_notice_url = default_notice_url
+        self.v2 = V2Surface(self, **(v2 or {}))  # PortOne V2 under /v2 (iamport_sandbox/v2)
         self.stopping = False
         self._httpd: _HTTPServer | None = None
         self._serving = False
@@ -272,9 +275,11 @@ class SandboxServer:
                 if result is None:
                     break
                 payment, notice = result
+                notice = self.v2.ledger.adapt_schedule_notice(payment, notice)
                 executed.append(payment)
-                notices.append(notice)
-                if not synchronous:
+                if notice is not None:
+                    notices.append(notice)
+                if notice is not None and not synchronous:
                     self.outbox.submit([notice])
         deliveries = self.outbox.submit(notices, synchronous=True) if synchronous else []
         return executed, deliveries
@@ -287,6 +292,7 @@ class SandboxServer:
             self.outbox.reset()
             self.store.wipe()
             self.clock.reset()
+            self.v2.reset()
             self.outbox.default_notice_url = self.initial_notice_url
             self.outbox.content_type = "application/json"
             self.clear_request_log()
@@ -317,7 +323,9 @@ class SandboxServer:
         status, endpoint = 500, None
         try:
             raw = _read_body(handler)
-            if path == "/__sandbox__" or path.startswith("/__sandbox__/"):
+            if self.v2.owns(path):
+                status, endpoint = self.v2.handle(handler, method, path, query, raw)
+            elif path == "/__sandbox__" or path.startswith("/__sandbox__/"):
                 reply = self.admin.handle(method, path, query, raw, handler.headers)
                 status, endpoint = reply.status, "sandbox"
                 self._send(handler, reply)

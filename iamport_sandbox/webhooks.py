@@ -14,6 +14,7 @@ import json
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlencode, urlsplit
 
@@ -30,6 +31,9 @@ class Notice:
     notice_url: str | list | None
     body: dict
     trigger: str
+    # V2 only: (delivery seq, exact body text) -> extra headers (the Standard Webhooks signature), computed at
+    # send time so the timestamp is the sender's wall clock, as a verifier expects.
+    signer: Callable[[int, str], dict] | None = None
 
 
 @dataclass(order=True)
@@ -41,6 +45,7 @@ class Delivery:
     content_type: str = field(compare=False)
     trigger: str = field(compare=False)
     generation: int = field(compare=False)
+    signer: Callable[[int, str], dict] | None = field(compare=False, default=None)
 
 
 class WebhookOutbox:
@@ -112,7 +117,16 @@ class WebhookOutbox:
                 cursor = db.execute("INSERT INTO webhooks (data) VALUES (?)", (json.dumps(record),))
                 seq = cursor.lastrowid
             deliveries.append(
-                Delivery(time.monotonic(), seq, url, notice.body, self.content_type, notice.trigger, generation)
+                Delivery(
+                    time.monotonic(),
+                    seq,
+                    url,
+                    notice.body,
+                    "application/json" if notice.signer else self.content_type,
+                    notice.trigger,
+                    generation,
+                    notice.signer,
+                )
             )
         return deliveries
 
@@ -140,7 +154,13 @@ class WebhookOutbox:
                 traceback.print_exc()
 
     def _deliver(self, delivery: Delivery) -> dict:
-        status, error = _post(delivery.url, delivery.body, delivery.content_type)
+        signer = delivery.signer
+        status, error = _post(
+            delivery.url,
+            delivery.body,
+            delivery.content_type,
+            (lambda text: signer(delivery.seq, text)) if signer else None,
+        )
         return self._finish(delivery, status, error)
 
     def _finish(self, delivery: Delivery, status: int | None, error: str | None) -> dict:
@@ -178,7 +198,7 @@ class WebhookOutbox:
             db.execute("DELETE FROM webhooks")
 
 
-def _post(url: str, body: dict, content_type: str) -> tuple[int | None, str | None]:
+def _post(url: str, body: dict, content_type: str, sign=None) -> tuple[int | None, str | None]:
     """POST once. http.client rather than urllib so connect and read get their own timeouts."""
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
@@ -187,6 +207,7 @@ def _post(url: str, body: dict, content_type: str) -> tuple[int | None, str | No
         payload = urlencode(body).encode()
     else:
         payload = json.dumps(body, ensure_ascii=False).encode()
+    extra_headers = sign(payload.decode()) if sign else {}
     connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     connection = connection_class(parts.hostname, parts.port, timeout=CONNECT_TIMEOUT_S)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -200,6 +221,7 @@ def _post(url: str, body: dict, content_type: str) -> tuple[int | None, str | No
             headers={
                 "Content-Type": f"{content_type}; charset=utf-8",
                 "User-Agent": "iamport-sandbox-webhook",
+                **extra_headers,
             },
         )
         response = connection.getresponse()

@@ -279,12 +279,15 @@ def card_confirm(request):
     try:
         payload = json.loads(request.body or "{}")
         customer_uid = str(payload.get("customer_uid") or "")
+        billing_key = str(payload.get("billing_key") or "") or None  # PortOne V2: the key the SDK returned
     except (ValueError, AttributeError):
-        customer_uid = ""
-    if "\x00" in customer_uid:  # PostgreSQL cannot even compare text with NUL: it is no customer_uid of ours
-        customer_uid = ""
+        customer_uid, billing_key = "", None
+    if "\x00" in customer_uid or "\x00" in (billing_key or ""):  # PostgreSQL cannot even compare text with NUL
+        customer_uid, billing_key = "", None
     try:
-        key = card_registration_confirm(customer=_customer(request), customer_uid=customer_uid, now=clock.now())
+        key = card_registration_confirm(
+            customer=_customer(request), customer_uid=customer_uid, billing_key=billing_key, now=clock.now()
+        )
     except ApplicationError as exc:
         return JsonResponse({"error": exc.as_dict()}, status=exc.status_code)
     return JsonResponse({"card_name": key.card_name, "card_number": key.card_number_masked})

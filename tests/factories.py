@@ -51,6 +51,14 @@ def make_customer(**user_kwargs) -> Customer:
 def register_card(customer: Customer, gateway, *, now: dt.datetime, card: str = GOOD_CARD) -> BillingKey:
     """What the browser does with the SDK, done over REST: prepare, issue the key at Iamport, confirm."""
     prepared = card_registration_prepare(customer=customer, now=now)
+    if prepared.get("gateway") == "portone_v2":  # PortOne names the key; our registration id is its customer id
+        registration = prepared["registration"]
+        issued = gateway.issue_billing_key(
+            customer_id=registration, card_number=card, expiry="2030-12", birth="900101", pwd_2digit="12"
+        )
+        return card_registration_confirm(
+            customer=customer, customer_uid=registration, billing_key=issued.customer_uid, now=now, gateway=gateway
+        )
     customer_uid = prepared["params"]["customer_uid"]
     gateway.issue_billing_key(
         customer_uid=customer_uid, card_number=card, expiry="2030-12", birth="900101", pwd_2digit="12"

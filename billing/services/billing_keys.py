@@ -20,7 +20,7 @@ from billing.errors import CardNotIssuedError, CardRegistrationNotFoundError, Ga
 from billing.gateway.errors import GatewayError, GatewayNotFound
 from billing.models import BillingKey, CardRegistration, Customer
 from billing.services.audit import audit_record
-from billing.services.gateway import get_gateway
+from billing.services.gateway import PORTONE_V2, gateway_name, get_gateway
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,25 @@ def card_registration_prepare(*, customer: Customer, now: dt.datetime) -> dict:
     registration = CardRegistration.objects.create(
         customer=customer, customer_uid=_new_customer_uid(customer), created_at=now
     )
+    if gateway_name() == PORTONE_V2:
+        # PortOne names the key; our registration id travels as the key's customer id, and confirm checks it.
+        return {
+            "gateway": PORTONE_V2,
+            "sdk_url": settings.PORTONE_SDK_URL,
+            "registration": registration.customer_uid,
+            "request": {
+                "storeId": settings.PORTONE_STORE_ID,
+                "channelKey": settings.PORTONE_CHANNEL_KEY,
+                "billingKeyMethod": "CARD",
+                "issueId": registration.customer_uid,
+                "issueName": "정기결제 카드 등록",
+                "customer": {
+                    "customerId": registration.customer_uid,
+                    "email": customer.email,
+                    "fullName": (customer.name or "")[:16] or None,
+                },
+            },
+        }
     params = {
         "pg": settings.IAMPORT_PG,
         "pay_method": "card",
@@ -54,16 +73,23 @@ def card_registration_prepare(*, customer: Customer, now: dt.datetime) -> dict:
     }
 
 
-def card_registration_confirm(*, customer: Customer, customer_uid: str, now: dt.datetime, gateway=None) -> BillingKey:
+def card_registration_confirm(
+    *, customer: Customer, customer_uid: str, now: dt.datetime, gateway=None, billing_key: str | None = None
+) -> BillingKey:
+    """`customer_uid` is our registration id. On PortOne V2 `billing_key` is the key the browser SDK got; it is
+    accepted only if PortOne says it was issued for this registration (its customer id)."""
     registration = CardRegistration.objects.filter(customer=customer, customer_uid=customer_uid).first()
     if registration is None:
         raise CardRegistrationNotFoundError()
-    existing = BillingKey.objects.filter(customer_uid=customer_uid, customer=customer).first()
+    key_uid = billing_key or customer_uid
+    existing = BillingKey.objects.filter(customer_uid=key_uid, customer=customer).first()
     if registration.status == CardRegistration.Status.CONFIRMED and existing is not None:
         return existing  # confirming twice (a double-submitted callback) changes nothing
     gateway = gateway or get_gateway()
     try:
-        remote = gateway.get_billing_key(customer_uid=customer_uid)
+        remote = gateway.get_billing_key(customer_uid=key_uid)
+        if billing_key and remote.customer_id != customer_uid:
+            raise GatewayNotFound(None, "the billing key was not issued for this registration")
     except GatewayNotFound as exc:
         CardRegistration.objects.filter(pk=registration.pk).update(
             status=CardRegistration.Status.FAILED, failure_reason=str(exc.message or "")[:255]
@@ -77,9 +103,10 @@ def card_registration_confirm(*, customer: Customer, customer_uid: str, now: dt.
         Customer.objects.select_for_update().get(pk=customer.pk)
         BillingKey.objects.filter(customer=customer, is_default=True).update(is_default=False)
         key, _created = BillingKey.objects.update_or_create(
-            customer_uid=customer_uid,
+            customer_uid=key_uid,
             defaults={
                 "customer": customer,
+                "gateway": BillingKey.Gateway.PORTONE_V2 if billing_key else BillingKey.Gateway.IAMPORT_V1,
                 "status": BillingKey.Status.ACTIVE,
                 "is_default": True,
                 "card_name": remote.card_name or "",

@@ -268,7 +268,8 @@ TASK_INFRA_RETRIES = env_int("TASK_INFRA_RETRIES", 20)
 SERVICE_UNAVAILABLE_RETRY_AFTER_SECONDS = env_int("SERVICE_UNAVAILABLE_RETRY_AFTER_SECONDS", 30)
 
 # --- Iamport ------------------------------------------------------------------------------------
-BILLING_GATEWAY = env("BILLING_GATEWAY", "billing.gateway.iamport.IamportGateway")
+# iamport_v1 | portone_v2 (the dotted class path of older configurations still means V1)
+BILLING_GATEWAY = env("BILLING_GATEWAY", "iamport_v1")
 IAMPORT_API_URL = env("IAMPORT_API_URL", "http://127.0.0.1:8089")
 IAMPORT_IMP_KEY = env("IAMPORT_IMP_KEY", "imp_apikey")
 IAMPORT_IMP_SECRET = env(
@@ -285,6 +286,18 @@ IAMPORT_READ_TIMEOUT = env_float("IAMPORT_READ_TIMEOUT", 60.0)
 IAMPORT_SDK_URL = env("IAMPORT_SDK_URL", "http://127.0.0.1:8089/v1/iamport.js")
 # The sandbox's own controls (clock, faults): dev and test only; None in production.
 IAMPORT_SANDBOX_URL = env("IAMPORT_SANDBOX_URL", "http://127.0.0.1:8089")
+
+# --- PortOne V2 (BILLING_GATEWAY=portone_v2) --------------------------------------------------------
+# https://api.portone.io for the real PortOne; the sandbox serves V2 under /v2. Checked at start-up
+# (billing.checks) when V2 is the gateway; when V1 is, setting PORTONE_API_SECRET keeps V2 cards chargeable.
+PORTONE_API_URL = env("PORTONE_API_URL", "http://127.0.0.1:8089/v2")
+PORTONE_API_SECRET = env("PORTONE_API_SECRET")  # V2 API secret: environment only, never committed
+PORTONE_STORE_ID = env("PORTONE_STORE_ID")
+PORTONE_CHANNEL_KEY = env("PORTONE_CHANNEL_KEY")  # the billing channel (정기결제 채널)
+PORTONE_WEBHOOK_SECRET = env("PORTONE_WEBHOOK_SECRET")  # whsec_..., console: 결제 연동 > 웹훅 (V2)
+PORTONE_CONNECT_TIMEOUT = env_float("PORTONE_CONNECT_TIMEOUT", 5.0)
+PORTONE_READ_TIMEOUT = env_float("PORTONE_READ_TIMEOUT", 60.0)
+PORTONE_SDK_URL = env("PORTONE_SDK_URL", "http://127.0.0.1:8089/v2/browser-sdk.js")
 
 LOGGING = {
     "version": 1,

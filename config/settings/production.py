@@ -13,6 +13,8 @@ if not SECRET_KEY or SECRET_KEY.startswith("dev-only"):
 IAMPORT_API_URL = env("IAMPORT_API_URL", "https://api.iamport.kr")
 IAMPORT_SDK_URL = env("IAMPORT_SDK_URL", "https://cdn.iamport.kr/v1/iamport.js")
 IAMPORT_SANDBOX_URL = None
+PORTONE_API_URL = env("PORTONE_API_URL", "https://api.portone.io")
+PORTONE_SDK_URL = env("PORTONE_SDK_URL", "https://cdn.portone.io/v2/browser-sdk.js")
 IAMPORT_INCLUDE_SANDBOX = env_bool("IAMPORT_INCLUDE_SANDBOX", False)
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

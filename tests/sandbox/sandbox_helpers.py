@@ -136,7 +136,13 @@ class WebhookReceiver:
                 body = dict(parse_qsl(raw.decode())) if "urlencoded" in ctype else json.loads(raw or b"{}")
                 with receiver._cond:
                     receiver.received.append(
-                        {"path": self.path, "content_type": ctype, "headers": dict(self.headers), "body": body}
+                        {
+                            "path": self.path,
+                            "content_type": ctype,
+                            "headers": dict(self.headers),
+                            "body": body,
+                            "raw": raw.decode(),
+                        }
                     )
                     receiver._cond.notify_all()
                 self.send_response(receiver.status)

@@ -59,6 +59,8 @@ WEB = [
     Case("healthz", "GET", "/healthz", public(200)),
     # Iamport cannot log in: public, CSRF-exempt, verified by re-fetching (see test_webhook_forgery.py).
     Case("iamport/webhook", "POST", "/iamport/webhook", public(200), {"imp_uid": "imp_forged"}, json_body=True),
+    # PortOne V2 cannot log in either: public, CSRF-exempt, refused (400) unless Standard-Webhooks-signed.
+    Case("portone/webhook", "POST", "/portone/webhook", public(400), {"type": "Transaction.Paid"}, json_body=True),
     Case("api/schema/", "GET", "/api/schema/", public(200)),
     Case("api/docs/", "GET", "/api/docs/", public(200)),
     Case("accounts/login/", "GET", "/accounts/login/", public(200)),

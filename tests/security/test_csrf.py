@@ -27,7 +27,7 @@ from rest_framework.authtoken.models import Token
 from billing import clock
 from billing.models import BillingKey, CardRegistration, Refund, WebhookEvent
 from billing.services.billing_keys import card_registration_prepare
-from billing.views import iamport_webhook
+from billing.views import iamport_webhook, portone_webhook
 from subscriptions.models import Subscription
 from subscriptions.services.lifecycle import subscription_cancel
 from tests.factories import GOOD_CARD, make_customer, register_card
@@ -317,6 +317,7 @@ def test_only_the_webhook_is_csrf_exempt_when_every_view_in_the_resolver_is_insp
             exempt.append(route)
 
     assert len(drf_routes) > 15  # the API was inspected, not skipped
-    assert exempt == ["iamport/webhook"]
+    assert exempt == ["iamport/webhook", "portone/webhook"]
     assert iamport_webhook.csrf_exempt is True
+    assert portone_webhook.csrf_exempt is True
     assert session_without_csrf == []
