@@ -63,6 +63,8 @@ COUNT_KEYS = (
     "unsettled_left",
     "invoices_paid_twice",
     "refunds_above_paid",
+    "reconciliation_unresolved",  # differences the daily 대사 of every simulated day could not settle
+    "reconciliation_incomplete",  # days whose 대사 did not finish
 )
 
 
@@ -636,7 +638,18 @@ def main(argv=None) -> int:
     finally:
         workers.stop()
 
+    # The daily 대사 of every simulated day, as an operator's beat would run it once the day is over: every
+    # difference must be settled or explained (billing/services/reconciliation.py).
+    from billing.services.reconciliation import KST, reconcile_every_day
+
+    last_day = common.retrying(clock.now, what="clock").astimezone(KST).date() - dt.timedelta(days=1)
+    reconciliation = common.retrying(
+        lambda: reconcile_every_day(start.astimezone(KST).date(), last_day, now=clock.now()), what="reconcile"
+    )
     counts, info = common.retrying(lambda: check_books(sandbox), what="books")
+    counts["reconciliation_unresolved"] = reconciliation.get("unresolved", 0)
+    counts["reconciliation_incomplete"] = reconciliation.get("incomplete", 0)
+    info["reconciliation"] = reconciliation
     # Every subscription due as of the last step was attempted: none dropped by a restart (its sweep would only
     # come with the next beat).
     unattempted = subscriptions_due(now=last_moment) if last_moment else []
@@ -679,9 +692,9 @@ def main(argv=None) -> int:
             f"first settled charge {record['to_first_settled_s']}s, backlog drained {record['to_backlog_drained_s']}s"
             " after it came back"
         )
-    print(f"{'check':<22} {'count':>7}")
+    print(f"{'check':<26} {'count':>7}")
     for key in COUNT_KEYS:
-        print(f"{key:<22} {counts[key]:>7}")
+        print(f"{key:<26} {counts[key]:>7}")
     print(
         f"steps {steps}, {seconds:.0f}s, workers killed {workers.killed}, webhooks {hooks.delivered} delivered "
         f"({hooks.duplicated} duplicated), attempts {info['attempts']}"

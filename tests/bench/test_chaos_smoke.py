@@ -24,6 +24,8 @@ COUNTS = (
     "unsettled_left",
     "invoices_paid_twice",
     "refunds_above_paid",
+    "reconciliation_unresolved",
+    "reconciliation_incomplete",
 )
 
 
