@@ -69,3 +69,44 @@ def send_trial_ending(*, subscription_id: int) -> None:
         "trial_ending",
         {"subscription": subscription, "account_url": _url("subscriptions:account", "/account/")},
     )
+
+
+def send_receipts(*, invoice_ids: list[int]) -> None:
+    """A receipt for each paid subscription invoice, with the terms the subscriber agreed to at checkout: the
+    amount and its VAT and tax-free parts, the period, the card, that it renews automatically until cancelled
+    and when next, how to cancel in one step, and the refund policy. The rows are read in three queries."""
+    invoices = Invoice.objects.select_related("customer").in_bulk(invoice_ids)
+    links = {
+        link.invoice_id: link
+        for link in SubscriptionInvoice.objects.select_related("plan", "subscription__plan").filter(
+            invoice_id__in=invoice_ids
+        )
+    }
+    paid = {
+        attempt.invoice_id: attempt
+        for attempt in PaymentAttempt.objects.filter(
+            invoice_id__in=invoice_ids, status=PaymentAttempt.Status.SUCCEEDED
+        )
+    }
+    account_url = _url("subscriptions:account", "/account/")
+    refund_policy_url = settings.SITE_URL.rstrip("/") + reverse("subscriptions:policy", args=["refund"])
+    for invoice_id in invoice_ids:
+        invoice, link = invoices.get(invoice_id), links.get(invoice_id)
+        if invoice is None or link is None:
+            continue
+        subscription = link.subscription
+        live = subscription.status in (Subscription.Status.ACTIVE, Subscription.Status.PAST_DUE)
+        _send(
+            invoice.customer,
+            "receipt",
+            {
+                "invoice": invoice,
+                "attempt": paid.get(invoice_id),
+                "plan": subscription.plan,
+                "subscription": subscription,
+                "next_charge_at": subscription.current_period_end if live else None,
+                "account_url": account_url,
+                "refund_policy_url": refund_policy_url,
+                "receipt_url": settings.SITE_URL.rstrip("/") + reverse("subscriptions:receipt", args=[invoice_id]),
+            },
+        )

@@ -21,6 +21,7 @@ from billing.models import BillingKey, Customer, Invoice, PaymentAttempt
 from billing.services.audit import audit_record, audit_records
 from billing.services.invoices import invoice_void
 from billing.services.payments import payment_flag
+from subscriptions import notifications
 from subscriptions.models import Subscription, SubscriptionInvoice
 from subscriptions.services.dunning import dunning_on_failures
 from subscriptions.services.schedules import schedule_sync_on_commit
@@ -68,6 +69,9 @@ def subscriptions_on_invoices_paid(*, payments: Sequence[tuple[Invoice, PaymentA
                 entries.append(entry)
     rows_update(Subscription, activated, _ACTIVATED_FIELDS)
     audit_records(entries)
+    receipts = [invoice.pk for invoice, attempt in payments if attempt is not None]
+    if receipts:  # money moved: the subscriber gets a receipt with the terms, once the booking is committed
+        transaction.on_commit(lambda: notifications.send_receipts(invoice_ids=receipts))
 
 
 def _activate(sub: Subscription, link: SubscriptionInvoice, invoice: Invoice, now: dt.datetime):
