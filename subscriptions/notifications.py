@@ -84,9 +84,7 @@ def send_receipts(*, invoice_ids: list[int]) -> None:
     }
     paid = {
         attempt.invoice_id: attempt
-        for attempt in PaymentAttempt.objects.filter(
-            invoice_id__in=invoice_ids, status=PaymentAttempt.Status.SUCCEEDED
-        )
+        for attempt in PaymentAttempt.objects.filter(invoice_id__in=invoice_ids, status=PaymentAttempt.Status.SUCCEEDED)
     }
     account_url = _url("subscriptions:account", "/account/")
     refund_policy_url = settings.SITE_URL.rstrip("/") + reverse("subscriptions:policy", args=["refund"])

@@ -11,7 +11,7 @@ webhooks (billing.views), and the contract suite drives the SDK against the sand
 Ids on the port: a V2 billing key is the port's `customer_uid`; our `merchant_uid` is V2's `paymentId`, and
 since V2 looks payments up by `paymentId` it is also the port's `imp_uid`.
 
-Outcomes (style.md §3/§4): 200 on a charge is paid for the amount sent; `PG_PROVIDER` (502 with that type)
+Outcomes (docs/architecture.md#errors): 200 on a charge is paid for the amount sent; `PG_PROVIDER` (502 with that type)
 on a charge is a decline, returned as a failed payment; `ALREADY_PAID` means this paymentId was charged by an
 earlier call, so the outcome is to be reconciled, never re-sent; 401/403 are auth errors; 429 is throttled;
 other 5xx, dropped connections and read timeouts on writes may have been processed. Reads are retried with

@@ -21,7 +21,9 @@ T0 = dt.datetime(2027, 1, 31, 10, 0, tzinfo=KST)
 
 @pytest.fixture
 def books(db):
-    return PlanFactory(code="books", name_ko="도서 월간", name_en="Books monthly", amount=22_000, tax_free_amount=12_000)
+    return PlanFactory(
+        code="books", name_ko="도서 월간", name_en="Books monthly", amount=22_000, tax_free_amount=12_000
+    )
 
 
 def subscribe(gateway, plan, django_capture_on_commit_callbacks, *, card=None, language="ko"):
