@@ -15,7 +15,8 @@
    and waits until every one of the N renewal attempts is settled.
 
 Keys of the JSON: charges, seconds, charges_per_s, p50_ms, p95_ms (attempt row inserted -> attempt row settled,
-wall clock, measured in the workers), queries_per_charge (statements of the in-process batch / its charges),
+wall clock, measured in the workers), queries_per_charge (statements of the in-process batch / its charges, paid
+or declined; queries_per_successful_charge divides by the paid ones),
 baseline_charges_per_s, speedup, and the details behind them (targets, gateway calls in flight, CPU per
 component, time per statement shape, the statements of one batch).
 """
@@ -66,6 +67,12 @@ def parse_args(argv=None):
         type=int,
         default=0,
         help="R: charges per second the PG allows; passed as BILLING_CHARGE_RATE_LIMIT (0 = none)",
+    )
+    parser.add_argument(
+        "--decline-ratio",
+        type=float,
+        default=0.0,
+        help="share of the cards whose charges are declined (e.g. 0.9: a dunning day where most still fail)",
     )
     parser.add_argument("--baseline-sample", type=int, default=25, help="B: sequential `again` calls")
     parser.add_argument(
@@ -223,8 +230,9 @@ def renewals_in_process(subscription_ids: list[int]) -> dict:
     outcomes, listing, cpu = _captured(
         lambda: subscriptions_renew(subscription_ids=batch_ids, now=timezone.now(), gateway=gateway)
     )
-    counted = Counter(outcomes.values())
+    counted = Counter(str(outcome) for outcome in outcomes.values())
     succeeded = counted.get("renewed:succeeded", 0)
+    charged = succeeded + counted.get("renewed:failed", 0)  # paid or declined: a charge either way
     kinds = Counter()
     for item in listing:
         key = shape(item["sql"])
@@ -234,7 +242,8 @@ def renewals_in_process(subscription_ids: list[int]) -> dict:
             "selects" if key.startswith("SELECT") else "writes"
         ] += 1  # fmt: skip
     return {
-        "queries_per_charge": len(listing) / succeeded if succeeded else None,
+        "queries_per_charge": len(listing) / charged if charged else None,
+        "queries_per_successful_charge": len(listing) / succeeded if succeeded else None,
         "batch_size": len(batch_ids),
         "batch_statements": len(listing),
         "batch_outcomes": dict(counted),
@@ -432,7 +441,10 @@ def main(argv=None) -> dict:
         t = time.perf_counter()
         ids = seed(n + s + p, timezone.now())
         seed_s = time.perf_counter() - t
-        keys_s = sandbox.issue_keys([customer_uid(i) for i in range(n + s + p)])
+        declining = frozenset(
+            customer_uid(i) for i in range(n + s + p) if (i * 7919) % 1000 < round(args.decline_ratio * 1000)
+        )  # spread evenly over the sweep's batches and the in-process sample
+        keys_s = sandbox.issue_keys([customer_uid(i) for i in range(n + s + p)], declining=declining)
         log(f"seeded {n + s + p} subscriptions in {seed_s:.1f}s, sandbox keys in {keys_s:.1f}s")
         sandbox.start()
         sandbox.control.set_latency(args.latency_ms)
@@ -529,6 +541,7 @@ def main(argv=None) -> dict:
             "batch_size": args.batch_size,
             "rate_limit": args.rate_limit or None,
             "baseline_sample": args.baseline_sample,
+            "decline_ratio": args.decline_ratio,
             "query_sample": s - 2,
             "worker_log_level": args.log_level,
             "database": common.database_label(),

@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/kbilling_bench"
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/14"
 SANDBOX_CHANNEL_KEY = "channel-key-sandbox-billing"
+DECLINING_CARD = "4000-0000-0000-9995"  # issued fine, every charge declined: insufficient funds
 GOOD_CARD = "4242-4242-4242-4242"
 
 
@@ -179,7 +180,9 @@ class SandboxProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
 
-    def issue_keys(self, customer_uids: list[str]) -> float:
+    def issue_keys(self, customer_uids: list[str], *, declining: frozenset[str] = frozenset()) -> float:
+        """Issue the keys in the sandbox's ledger; those in `declining` are cards whose charges are declined
+        (insufficient funds), for runs where most renewals fail."""
         from iamport_sandbox.ledger import Ledger
         from iamport_sandbox.server import DEFAULT_IMP_KEY, DEFAULT_IMP_SECRET, DEFAULT_MERCHANT_CODE
         from iamport_sandbox.store import Store
@@ -191,8 +194,9 @@ class SandboxProcess:
         )
         now = int(time.time())
         params = {"card_number": GOOD_CARD, "expiry": "2030-12", "channel_key": SANDBOX_CHANNEL_KEY}
+        declined = {**params, "card_number": DECLINING_CARD}
         for customer_uid in customer_uids:
-            ledger.issue_key(customer_uid, params, now)
+            ledger.issue_key(customer_uid, declined if customer_uid in declining else params, now)
         store.close()
         return time.perf_counter() - started
 

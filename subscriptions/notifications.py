@@ -12,7 +12,7 @@ from django.utils import translation
 
 from billing.models import Customer, Invoice, PaymentAttempt
 from subscriptions.merchant import merchant_profile
-from subscriptions.models import Subscription, SubscriptionInvoice
+from subscriptions.models import Plan, Subscription
 
 logger = logging.getLogger(__name__)
 
@@ -37,25 +37,18 @@ def _send(customer: Customer, template: str, context: dict) -> None:
     send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [customer.email])
 
 
-def send_payments_failed(*, failures: list[tuple[int, int]]) -> None:
-    """One email per failed charge, (invoice id, attempt id) each; the rows are read in three queries."""
-    invoice_ids = [invoice_id for invoice_id, _ in failures]
-    invoices = Invoice.objects.select_related("customer").in_bulk(invoice_ids)
-    attempts = PaymentAttempt.objects.in_bulk([attempt_id for _, attempt_id in failures])
-    plans = {  # each invoice's plan: its name in the email's language (the invoice has only ko)
-        link.invoice_id: link.plan
-        for link in SubscriptionInvoice.objects.select_related("plan").filter(invoice_id__in=invoice_ids)
-    }
+def send_payments_failed(*, failures: list[tuple[Invoice, PaymentAttempt, Plan]]) -> None:
+    """One email per failed charge: (invoice with its customer, attempt, plan) as dunning committed them, so a
+    batch of failures costs no query here."""
     update_card_url = _url("subscriptions:card", "/account/card/")
-    for invoice_id, attempt_id in failures:
-        invoice = invoices[invoice_id]
+    for invoice, attempt, plan in failures:
         _send(
             invoice.customer,
             "payment_failed",
             {
                 "invoice": invoice,
-                "plan": plans.get(invoice_id),
-                "attempt": attempts[attempt_id],
+                "plan": plan,  # its name in the email's language (the invoice has only ko)
+                "attempt": attempt,
                 "update_card_url": update_card_url,
                 "next_attempt_at": invoice.next_attempt_at,
             },
@@ -71,40 +64,26 @@ def send_trial_ending(*, subscription_id: int) -> None:
     )
 
 
-def send_receipts(*, invoice_ids: list[int]) -> None:
-    """A receipt for each paid subscription invoice, with the terms the subscriber agreed to at checkout: the
-    amount and its VAT and tax-free parts, the period, the card, that it renews automatically until cancelled
-    and when next, how to cancel in one step, and the refund policy. The rows are read in three queries."""
-    invoices = Invoice.objects.select_related("customer").in_bulk(invoice_ids)
-    links = {
-        link.invoice_id: link
-        for link in SubscriptionInvoice.objects.select_related("plan", "subscription__plan").filter(
-            invoice_id__in=invoice_ids
-        )
-    }
-    paid = {
-        attempt.invoice_id: attempt
-        for attempt in PaymentAttempt.objects.filter(invoice_id__in=invoice_ids, status=PaymentAttempt.Status.SUCCEEDED)
-    }
+def send_receipts(*, receipts: list[tuple[Invoice, PaymentAttempt, Subscription]]) -> None:
+    """A receipt for each paid subscription invoice, (invoice, the attempt that paid it, its subscription) as
+    the settlement committed them, with the terms the subscriber agreed to at checkout: the amount and its VAT
+    and tax-free parts, the period, the card, that it renews automatically until cancelled and when next, how
+    to cancel in one step, and the refund policy."""
     account_url = _url("subscriptions:account", "/account/")
     refund_policy_url = settings.SITE_URL.rstrip("/") + reverse("subscriptions:policy", args=["refund"])
-    for invoice_id in invoice_ids:
-        invoice, link = invoices.get(invoice_id), links.get(invoice_id)
-        if invoice is None or link is None:
-            continue
-        subscription = link.subscription
+    for invoice, attempt, subscription in receipts:
         live = subscription.status in (Subscription.Status.ACTIVE, Subscription.Status.PAST_DUE)
         _send(
             invoice.customer,
             "receipt",
             {
                 "invoice": invoice,
-                "attempt": paid.get(invoice_id),
+                "attempt": attempt,
                 "plan": subscription.plan,
                 "subscription": subscription,
                 "next_charge_at": subscription.current_period_end if live else None,
                 "account_url": account_url,
                 "refund_policy_url": refund_policy_url,
-                "receipt_url": settings.SITE_URL.rstrip("/") + reverse("subscriptions:receipt", args=[invoice_id]),
+                "receipt_url": settings.SITE_URL.rstrip("/") + reverse("subscriptions:receipt", args=[invoice.pk]),
             },
         )

@@ -84,15 +84,22 @@ def dunning_on_failures(*, failures: Sequence[tuple[Subscription, Invoice, Payme
         .filter(pk__in=[invoice.pk for _, invoice, _ in failures], status=Invoice.Status.OPEN)
         .order_by("pk")
     }
-    counts = {
-        row["invoice_id"]: row
-        for row in PaymentAttempt.objects.filter(invoice_id__in=invoices)
-        .values("invoice_id")
-        .annotate(
-            refusals=Count("id", filter=Q(failure_code__in=(THROTTLED, NOT_SENT))),
-            gateway=Count("id", filter=Q(status=PaymentAttempt.Status.FAILED, decline_class=GATEWAY)),
-        )
-    }
+    # Earlier refusals and gateway failures decide only a quiet retry and the gateway schedule: a day of card
+    # declines needs no count at all.
+    counted = [i.pk for _, i, a in failures if a.decline_class == GATEWAY or a.failure_code in (THROTTLED, NOT_SENT)]
+    counts = (
+        {
+            row["invoice_id"]: row
+            for row in PaymentAttempt.objects.filter(invoice_id__in=counted)
+            .values("invoice_id")
+            .annotate(
+                refusals=Count("id", filter=Q(failure_code__in=(THROTTLED, NOT_SENT))),
+                gateway=Count("id", filter=Q(status=PaymentAttempt.Status.FAILED, decline_class=GATEWAY)),
+            )
+        }
+        if counted
+        else {}
+    )
     quiet, dunned, past_due, entries, emails, finals = [], [], [], [], [], []
     updated_at = Subscription._meta.get_field("updated_at")
     for subscription, invoice, attempt in failures:
@@ -115,7 +122,7 @@ def dunning_on_failures(*, failures: Sequence[tuple[Subscription, Invoice, Payme
         dunned.append(invoice)
         action = "dunning.scheduled" if invoice.next_attempt_at else "dunning.exhausted"
         entries.append(_dunning_entry(invoice, attempt, now, action))
-        emails.append((invoice.pk, attempt.pk))
+        emails.append((invoice, attempt, subscription.plan))
         if invoice.next_attempt_at is None:
             finals.append((subscription, invoice))
         elif subscription.status in (Subscription.Status.ACTIVE, Subscription.Status.TRIALING):
@@ -132,7 +139,7 @@ def dunning_on_failures(*, failures: Sequence[tuple[Subscription, Invoice, Payme
     for subscription, invoice in finals:
         _final_action(subscription=subscription, invoice=invoice, now=now)
     if emails:
-        transaction.on_commit(lambda: notifications.send_payments_failed(failures=emails))
+        transaction.on_commit(lambda: notifications.send_payments_failed(failures=emails))  # the rows as committed
 
 
 def _dunning_entry(invoice: Invoice, attempt: PaymentAttempt, now: dt.datetime, action: str, **data):

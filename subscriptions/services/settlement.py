@@ -49,11 +49,13 @@ def subscriptions_on_invoices_paid(*, payments: Sequence[tuple[Invoice, PaymentA
     """Invoices became PAID. An active subscription has nothing to change; one waiting for the payment is
     activated (one UPDATE for the batch); plan changes and ended subscriptions are handled one by one."""
     by_invoice = {invoice.pk: (invoice, attempt) for invoice, attempt in payments}
-    activated, entries = [], []
+    activated, entries, receipts = [], [], []
     updated_at = Subscription._meta.get_field("updated_at")
     for link in _links(by_invoice):
         sub, (invoice, attempt) = link.subscription, by_invoice[link.invoice_id]
         schedule_sync_on_commit(sub.pk, now)
+        if attempt is not None:
+            receipts.append((invoice, attempt, sub))
         if link.kind in (K.UPGRADE, K.INTERVAL_CHANGE):
             _apply_plan_change(sub, link, now)
         elif sub.status == S.CANCELED:
@@ -69,9 +71,8 @@ def subscriptions_on_invoices_paid(*, payments: Sequence[tuple[Invoice, PaymentA
                 entries.append(entry)
     rows_update(Subscription, activated, _ACTIVATED_FIELDS)
     audit_records(entries)
-    receipts = [invoice.pk for invoice, attempt in payments if attempt is not None]
     if receipts:  # money moved: the subscriber gets a receipt with the terms, once the booking is committed
-        transaction.on_commit(lambda: notifications.send_receipts(invoice_ids=receipts))
+        transaction.on_commit(lambda: notifications.send_receipts(receipts=receipts))
 
 
 def _activate(sub: Subscription, link: SubscriptionInvoice, invoice: Invoice, now: dt.datetime):
