@@ -42,7 +42,9 @@ from .errors import (
     GatewayUnavailable,
     trim_body,
 )
-from .iamport import _request_may_have_been_sent, _retry_after, _won, _won_opt
+from .iamport_mapping import won as _won
+from .iamport_mapping import won_opt as _won_opt
+from .transport import _request_may_have_been_sent, _retry_after
 
 logger = logging.getLogger("billing.gateway")
 

@@ -15,7 +15,7 @@ from billing.gateway import (
     Page,
     ScheduleItem,
 )
-from billing.gateway.iamport import _to_int
+from billing.gateway.iamport_mapping import to_int as _to_int
 
 from .conftest import CARD_OK, issue_key, log_of
 

@@ -112,7 +112,7 @@ def test_threads_get_separate_sessions_when_gateway_is_shared(gateway, sandbox):
     sessions = []
 
     def grab():
-        sessions.append(gateway._session())
+        sessions.append(gateway._transport.session())
 
     threads = [threading.Thread(target=grab) for _ in range(4)]
     for t in threads:
