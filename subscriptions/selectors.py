@@ -215,7 +215,7 @@ class AccountSummary:
 def subscription_current(*, customer: Customer) -> Subscription | None:
     """The live subscription, else the most recent one (to show that it ended)."""
     subs = Subscription.objects.filter(customer=customer).select_related("plan", "pending_plan", "billing_key")
-    return subs.exclude(status="canceled").first() or subs.order_by("-created_at", "-id").first()
+    return subs.exclude(status=Subscription.Status.CANCELED).first() or subs.order_by("-created_at", "-id").first()
 
 
 def subscription_next_charge(subscription: Subscription) -> NextCharge | None:
@@ -250,7 +250,9 @@ def account_summary(*, customer: Customer) -> AccountSummary:
             .first()
         )
         last_failure = (
-            PaymentAttempt.objects.filter(invoice__subscription_link__subscription=subscription, status="failed")
+            PaymentAttempt.objects.filter(
+                invoice__subscription_link__subscription=subscription, status=PaymentAttempt.Status.FAILED
+            )
             .exclude(failure_code="revoked")
             .order_by("-created_at")
             .first()

@@ -57,7 +57,7 @@ def _customer(request):
 
 
 def _live_subscription(customer) -> Subscription:
-    subscription = Subscription.objects.filter(customer=customer).exclude(status="canceled").first()
+    subscription = Subscription.objects.filter(customer=customer).exclude(status=Subscription.Status.CANCELED).first()
     if subscription is None:
         raise Http404
     return subscription
@@ -66,7 +66,11 @@ def _live_subscription(customer) -> Subscription:
 def pricing(request):
     current_plan_id = None
     if request.user.is_authenticated:
-        live = Subscription.objects.filter(customer__user=request.user).exclude(status="canceled").first()
+        live = (
+            Subscription.objects.filter(customer__user=request.user)
+            .exclude(status=Subscription.Status.CANCELED)
+            .first()
+        )
         current_plan_id = live.plan_id if live else None
     return render(
         request,

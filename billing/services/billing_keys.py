@@ -157,7 +157,7 @@ def billing_key_delete(*, billing_key: BillingKey, now: dt.datetime, actor=None,
             obj=billing_key,
             actor=actor,
             customer=billing_key.customer,
-            from_status="active",
+            from_status=BillingKey.Status.ACTIVE,
             to_status="deleted",
         )
         if was_default:

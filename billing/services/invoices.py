@@ -15,7 +15,7 @@ from django.db.models import F
 from billing import signals
 from billing.bulk import rows_update
 from billing.errors import InvoiceNotPayableError
-from billing.models import AuditLog, Customer, Invoice, InvoiceLine
+from billing.models import AuditLog, Customer, Invoice, InvoiceLine, PaymentAttempt
 from billing.money import split_vat
 from billing.services.audit import audit_entry, audit_record, audit_records
 
@@ -180,7 +180,7 @@ def _finalized_entry(invoice: Invoice, now: dt.datetime) -> AuditLog:
         obj=invoice,
         customer_id=invoice.customer_id,
         amount=invoice.total,
-        from_status="draft",
+        from_status=Status.DRAFT,
         to_status=invoice.status,
         data={"number": invoice.number, "credit_applied": invoice.credit_applied},
     )
@@ -281,7 +281,9 @@ def invoice_void(*, invoice: Invoice, now: dt.datetime, reason: str, actor=None)
         invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
         if invoice.status not in (Status.DRAFT, Status.OPEN):
             return invoice
-        if invoice.attempts.filter(status__in=["pending", "unknown", "succeeded"]).exists():
+        if invoice.attempts.filter(
+            status__in=[PaymentAttempt.Status.PENDING, PaymentAttempt.Status.UNKNOWN, PaymentAttempt.Status.SUCCEEDED]
+        ).exists():
             raise InvoiceNotPayableError()
         invoice.voided_at = now
         invoice.next_attempt_at = None

@@ -101,7 +101,7 @@ def refund_create(
             actor=actor,
             customer_id=attempt.invoice.customer_id,
             amount=amount,
-            to_status="pending",
+            to_status=Refund.Status.PENDING,
             reason=reason,
             data={"attempt": attempt.merchant_uid, "checksum": checksum},
         )
@@ -260,7 +260,9 @@ def refunds_reconcile_unsettled(*, now: dt.datetime, gateway=None) -> dict[str, 
     for refund_id in refunds_unsettled_due(now=now):
         refund = refund_reconcile(refund_id=refund_id, now=now, gateway=gateway)
         counts["checked"] += 1
-        counts[{"succeeded": "succeeded", "failed": "failed"}.get(refund.status, "still_unknown")] += 1
+        counts[
+            {Refund.Status.SUCCEEDED: "succeeded", Refund.Status.FAILED: "failed"}.get(refund.status, "still_unknown")
+        ] += 1
     return counts
 
 
@@ -308,7 +310,7 @@ def refunds_sync_from_gateway(
                 actor_label=label,
                 customer_id=attempt.invoice.customer_id,
                 amount=cancel.amount,
-                to_status="succeeded",
+                to_status=Refund.Status.SUCCEEDED,
                 reason=refund.reason,
             )
             created += 1

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Q
+from django.utils import timezone
 
 from billing.bulk import rows_update
 from billing.decline import GATEWAY, HARD
@@ -101,7 +102,6 @@ def dunning_on_failures(*, failures: Sequence[tuple[Subscription, Invoice, Payme
         else {}
     )
     quiet, dunned, past_due, entries, emails, finals = [], [], [], [], [], []
-    updated_at = Subscription._meta.get_field("updated_at")
     for subscription, invoice, attempt in failures:
         invoice = invoices.get(invoice.pk)
         if invoice is None:
@@ -130,7 +130,7 @@ def dunning_on_failures(*, failures: Sequence[tuple[Subscription, Invoice, Payme
             entries.append(entry)
             # No new period starts while the current one is unpaid: the sweep waits for dunning to settle.
             subscription.next_event_at = None
-            updated_at.pre_save(subscription, add=False)  # auto_now, as save() would
+            subscription.updated_at = timezone.now()  # auto_now's value; the set-based UPDATE below writes it
             past_due.append(subscription)
     rows_update(Invoice, quiet, ("next_attempt_at",))
     rows_update(Invoice, dunned, _DUNNING_FIELDS)
@@ -222,7 +222,7 @@ def invoice_retry(*, invoice_id: int, now: dt.datetime, gateway=None, force: boo
 def _waits_for_a_new_card(invoice: Invoice, subscription, current_key, now: dt.datetime) -> bool:
     """After a hard decline, the same card is not charged again: wait for a new one until the dunning
     deadline, then run the final action. False when the customer has a new card to try."""
-    last = invoice.attempts.filter(status="failed").order_by("-created_at").first()
+    last = invoice.attempts.filter(status=PaymentAttempt.Status.FAILED).order_by("-created_at").first()
     if last is None or current_key is None or current_key.customer_uid != last.customer_uid:
         return False
     if now >= dunning_deadline(invoice) and subscription is not None:

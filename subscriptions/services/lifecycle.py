@@ -130,8 +130,12 @@ def subscription_cancel(
                 reason=reason or "cancel at period end",
             )
             return sub
-        for link in SubscriptionInvoice.objects.filter(subscription=sub, invoice__status__in=["draft", "open"]):
-            if not link.invoice.attempts.filter(status__in=["pending", "unknown"]).exists():
+        for link in SubscriptionInvoice.objects.filter(
+            subscription=sub, invoice__status__in=[Invoice.Status.DRAFT, Invoice.Status.OPEN]
+        ):
+            if not link.invoice.attempts.filter(
+                status__in=[PaymentAttempt.Status.PENDING, PaymentAttempt.Status.UNKNOWN]
+            ).exists():
                 invoice_void(invoice=link.invoice, now=now, reason="subscription canceled", actor=actor)
         subscription_end(sub, now, at=now, reason=reason or "canceled_now", actor=actor)
         schedule_sync_on_commit(sub.pk, now)

@@ -18,7 +18,7 @@ from django.db.models import F
 from django.utils.translation import gettext as _
 
 from billing.errors import PaymentDeclinedError, PaymentPendingError
-from billing.models import Customer, Invoice
+from billing.models import Customer, Invoice, PaymentAttempt
 from billing.services.audit import audit_record
 from billing.services.invoices import LineSpec, invoice_create, invoice_finalize
 from subscriptions import pricing
@@ -101,7 +101,7 @@ def _check(sub: Subscription, new_plan: Plan) -> None:
         subscription=sub,
         kind__in=["first", "renewal"],
         superseded=False,
-        invoice__status="open",
+        invoice__status=Invoice.Status.OPEN,
         period_start__lte=sub.current_period_start,  # a pre-registered next period (schedule strategy) is fine
     ).exists():
         raise PlanChangeNotAllowedError(
@@ -203,7 +203,9 @@ def subscription_change_plan(
             )
             return sub
         if SubscriptionInvoice.objects.filter(
-            subscription=sub, kind__in=["upgrade", "interval_change"], invoice__status="open"
+            subscription=sub,
+            kind__in=[SubscriptionInvoice.Kind.UPGRADE, SubscriptionInvoice.Kind.INTERVAL_CHANGE],
+            invoice__status=Invoice.Status.OPEN,
         ).exists():
             raise PlanChangeNotAllowedError(_("Another plan change is still being paid for."))
         invoice = _change_invoice(sub, preview, priced_at)
@@ -220,9 +222,9 @@ def subscription_change_plan(
         )
     if invoice.status == Invoice.Status.OPEN:
         attempt = charge_invoice(invoice_id=invoice.pk, now=now, gateway=gateway)
-        if attempt is None or attempt.status in ("pending", "unknown"):
+        if attempt is None or attempt.status in (PaymentAttempt.Status.PENDING, PaymentAttempt.Status.UNKNOWN):
             raise PaymentPendingError()
-        if attempt.status == "failed":
+        if attempt.status == PaymentAttempt.Status.FAILED:
             raise PaymentDeclinedError(
                 _("The plan was not changed: the card was declined (%(reason)s).")
                 % {"reason": attempt.failure_reason or _("no reason given")},

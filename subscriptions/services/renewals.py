@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from django.db import transaction
-from django.utils import translation
+from django.utils import timezone, translation
 
 from billing.bulk import rows_update
 from billing.errors import InvoiceNotPayableError, PaymentInProgressError
@@ -96,7 +96,14 @@ def subscriptions_due(*, now: dt.datetime, limit: int | None = None) -> list[int
     range scan over `subscription_due_idx`."""
     query = (
         Subscription.objects.filter(
-            status__in=["incomplete", "trialing", "active", "past_due", "paused"], next_event_at__lte=now
+            status__in=[
+                Subscription.Status.INCOMPLETE,
+                Subscription.Status.TRIALING,
+                Subscription.Status.ACTIVE,
+                Subscription.Status.PAST_DUE,
+                Subscription.Status.PAUSED,
+            ],
+            next_event_at__lte=now,
         )
         .order_by("next_event_at")
         .values_list("id", flat=True)
@@ -233,13 +240,12 @@ def _start_periods(items: Sequence[tuple[Subscription, str]], now: dt.datetime) 
     if not items:
         return []
     requests = []
-    updated_at = Subscription._meta.get_field("updated_at")
     for sub, kind in items:
         index = max(index_at(anchor=sub.billing_anchor, plan=sub.plan, moment=now), 0)
         start, end = bounds(anchor=sub.billing_anchor, plan=sub.plan, index=index)
         sub.current_period_index, sub.current_period_start, sub.current_period_end = index, start, end
         sub.next_event_at = end
-        updated_at.pre_save(sub, add=False)  # what save() would do (auto_now)
+        sub.updated_at = timezone.now()  # auto_now's value; the set-based UPDATE below writes it
         requests.append(PeriodRequest(subscription=sub, plan=sub.plan, index=index, kind=kind))
     rows_update(Subscription, (sub for sub, _ in items), _PERIOD_FIELDS)
     opened = period_invoices(requests=requests, now=now)
@@ -258,8 +264,10 @@ def _expire_incomplete(sub: Subscription, now: dt.datetime) -> RenewalOutcome:
         sub.next_event_at = sub.incomplete_expires_at
         sub.save()
         return RenewalOutcome.NOT_DUE
-    for link in SubscriptionInvoice.objects.filter(subscription=sub, invoice__status="open"):
-        if link.invoice.attempts.filter(status__in=["pending", "unknown"]).exists():
+    for link in SubscriptionInvoice.objects.filter(subscription=sub, invoice__status=Invoice.Status.OPEN):
+        if link.invoice.attempts.filter(
+            status__in=[PaymentAttempt.Status.PENDING, PaymentAttempt.Status.UNKNOWN]
+        ).exists():
             sub.next_event_at = now + dt.timedelta(minutes=5)  # wait for the janitor to settle it
             sub.save()
             return RenewalOutcome.WAITING_FOR_SETTLEMENT

@@ -47,13 +47,15 @@ def _pending_scheduled(sub: Subscription) -> tuple[SubscriptionInvoice, PaymentA
     link = (
         SubscriptionInvoice.objects.select_related("invoice", "plan")
         .filter(subscription=sub, kind="renewal", superseded=False, invoice__status=Invoice.Status.OPEN)
-        .filter(invoice__attempts__via="schedule", invoice__attempts__status="pending")
+        .filter(
+            invoice__attempts__via=PaymentAttempt.Via.SCHEDULE, invoice__attempts__status=PaymentAttempt.Status.PENDING
+        )
         .order_by("-period_start")
         .first()
     )
     if link is None:
         return None
-    return link, link.invoice.attempts.get(via="schedule", status="pending")
+    return link, link.invoice.attempts.get(via=PaymentAttempt.Via.SCHEDULE, status=PaymentAttempt.Status.PENDING)
 
 
 def _desired(sub: Subscription) -> tuple[int, object, str] | None:

@@ -15,6 +15,7 @@ import datetime as dt
 from collections.abc import Sequence
 
 from django.db import transaction
+from django.utils import timezone
 
 from billing.bulk import rows_update
 from billing.models import BillingKey, Customer, Invoice, PaymentAttempt
@@ -50,7 +51,6 @@ def subscriptions_on_invoices_paid(*, payments: Sequence[tuple[Invoice, PaymentA
     activated (one UPDATE for the batch); plan changes and ended subscriptions are handled one by one."""
     by_invoice = {invoice.pk: (invoice, attempt) for invoice, attempt in payments}
     activated, entries, receipts = [], [], []
-    updated_at = Subscription._meta.get_field("updated_at")
     for link in _links(by_invoice):
         sub, (invoice, attempt) = link.subscription, by_invoice[link.invoice_id]
         schedule_sync_on_commit(sub.pk, now)
@@ -66,7 +66,7 @@ def subscriptions_on_invoices_paid(*, payments: Sequence[tuple[Invoice, PaymentA
         else:
             entry = _activate(sub, link, invoice, now)
             if entry is not None:
-                updated_at.pre_save(sub, add=False)  # auto_now, as save() would
+                sub.updated_at = timezone.now()  # auto_now's value; the set-based UPDATE below writes it
                 activated.append(sub)
                 entries.append(entry)
     rows_update(Subscription, activated, _ACTIVATED_FIELDS)

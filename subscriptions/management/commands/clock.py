@@ -33,13 +33,19 @@ def parse_duration(text: str) -> dt.timedelta:
 
 def next_due_event(after: dt.datetime, until: dt.datetime) -> dt.datetime | None:
     subs = Subscription.objects.filter(
-        status__in=["incomplete", "trialing", "active", "past_due", "paused"],
+        status__in=[
+            Subscription.Status.INCOMPLETE,
+            Subscription.Status.TRIALING,
+            Subscription.Status.ACTIVE,
+            Subscription.Status.PAST_DUE,
+            Subscription.Status.PAUSED,
+        ],
         next_event_at__gt=after,
         next_event_at__lte=until,
     ).aggregate(m=Min("next_event_at"))["m"]
-    invoices = Invoice.objects.filter(status="open", next_attempt_at__gt=after, next_attempt_at__lte=until).aggregate(
-        m=Min("next_attempt_at")
-    )["m"]
+    invoices = Invoice.objects.filter(
+        status=Invoice.Status.OPEN, next_attempt_at__gt=after, next_attempt_at__lte=until
+    ).aggregate(m=Min("next_attempt_at"))["m"]
     candidates = [moment for moment in (subs, invoices) if moment is not None]
     return min(candidates) if candidates else None
 
