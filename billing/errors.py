@@ -96,3 +96,28 @@ class RefundFailedError(ApplicationError):
     code = "refund_failed"
     status_code = 400
     default_message = _("Iamport refused the refund.")
+
+
+# The daily reconciliation (billing/services/reconciliation.py): lazy, so each request reads its own language.
+class ReconciliationInProgressError(ApplicationError):
+    code = "reconciliation_in_progress"
+    status_code = 409
+    default_message = _("This day is being reconciled right now. Wait for that run to finish.")
+
+
+class ReconciliationDayNotOverError(ApplicationError):
+    code = "day_not_over"
+    status_code = 400
+    default_message = _("Only a business day that is over (KST) can be reconciled.")
+
+
+class ReconciliationActionError(ApplicationError):
+    code = "reconciliation_action_not_allowed"
+    status_code = 409
+    default_message = _("This action is not possible for this difference.")
+
+
+class ReconciliationNoteRequiredError(ApplicationError):
+    code = "note_required"
+    status_code = 400
+    default_message = _("Write a note saying what you found.")

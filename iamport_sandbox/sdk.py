@@ -158,7 +158,7 @@ _JS = r"""/* iamport_sandbox: stand-in for https://cdn.iamport.kr/v1/iamport.js 
         finish(params, rsp, callback);
       }).catch(function (err) {
         closeOverlay();
-        finish(params, failure(params, "F0000", "sandbox 서버와 통신하지 못했습니다: " + err), callback);
+        finish(params, failure(params, "F0000", "샌드박스 서버와 통신하지 못했습니다: " + err), callback);
       });
     });
   }

@@ -33,7 +33,14 @@ from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
 from django.utils.translation import override
 
-from billing.errors import ApplicationError, GatewayUnavailableError, NotFoundError
+from billing.errors import (
+    GatewayUnavailableError,
+    NotFoundError,
+    ReconciliationActionError,
+    ReconciliationDayNotOverError,
+    ReconciliationInProgressError,
+    ReconciliationNoteRequiredError,
+)
 from billing.gateway.base import GatewayPayment
 from billing.gateway.errors import GatewayError, GatewayRejected
 from billing.models import (
@@ -57,30 +64,6 @@ Resolution = ReconciliationRow.Resolution
 Status = PaymentAttempt.Status
 CHUNK = 5000  # ids per IN (...) query
 MULTI_GET = 100  # Iamport's multi-get maximum
-
-
-class ReconciliationInProgressError(ApplicationError):
-    code = "reconciliation_in_progress"
-    status_code = 409
-    default_message = _("This day is being reconciled right now. Wait for that run to finish.")
-
-
-class ReconciliationDayNotOverError(ApplicationError):
-    code = "day_not_over"
-    status_code = 400
-    default_message = _("Only a business day that is over (KST) can be reconciled.")
-
-
-class ReconciliationActionError(ApplicationError):
-    code = "reconciliation_action_not_allowed"
-    status_code = 409
-    default_message = _("This action is not possible for this difference.")
-
-
-class ReconciliationNoteRequiredError(ApplicationError):
-    code = "note_required"
-    status_code = 400
-    default_message = _("Write a note saying what you found.")
 
 
 def day_window(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
