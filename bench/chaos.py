@@ -398,6 +398,9 @@ class Restarts:
         def settled() -> int:
             return PaymentAttempt.objects.filter(status__in=["succeeded", "failed"]).count()
 
+        def in_flight() -> bool:
+            return PaymentAttempt.objects.filter(status__in=["pending", "unknown"], flagged_reason="").exists()
+
         def backlog() -> bool:
             now = clock.now()
             return bool(subscriptions_due(now=now, limit=1) or invoices_retry_due(now=now))
@@ -416,12 +419,15 @@ class Restarts:
         (self.pg.start if kind == "database" else self.redis_server.start)()
         back = time.monotonic()
         first = drained = None
+        # Watch until the backlog is drained AND the charges in flight at the restart have settled (or there
+        # were none): a backlog claimed before the stop is "drained" at once, but its charges still settle later.
         while time.monotonic() - back < self.timeout:
             count = common.retrying(settled, what="recovery")
             if first is None and count > before:
                 first = time.monotonic() - back
-            if not common.retrying(backlog, what="recovery"):
+            if drained is None and not common.retrying(backlog, what="recovery"):
                 drained = time.monotonic() - back
+            if drained is not None and (first is not None or not common.retrying(in_flight, what="recovery")):
                 break
             time.sleep(0.1)
         record = {"server": kind, "step": step, "mode": mode, "down_s": round(down_s, 2)}

@@ -8,7 +8,7 @@ field and cannot say which rows matched a guard.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from django.db import connections, router
 from django.db.models import Model
@@ -58,3 +58,34 @@ def rows_update(
     with connection.cursor() as cursor:
         cursor.execute(sql, [*values, *params])
         return {row[0] for row in cursor.fetchall()}
+
+
+def rows_move(
+    model: type[Model],
+    moves: Sequence[tuple[Model, str]],
+    *,
+    to: str,
+    allowed_from: Mapping[str, frozenset[str]],
+    fields: Sequence[str],
+) -> list[tuple[Model, str]]:
+    """The mechanics every status transition shares: check each (object, the status its row must still have)
+    against `allowed_from[to]` (ValueError otherwise), set `status` in memory, and write `status` and `fields`
+    with one guarded UPDATE per starting status. Returns the moves that happened, in order; a row no longer in
+    its expected status is left alone. The caller audits what moved (billing/services/payments/attempts.py,
+    billing/services/invoices.py)."""
+    label = model._meta.label_lower
+    for obj, previous in moves:
+        if previous not in allowed_from[to]:
+            raise ValueError(f"{label} {obj.pk}: {previous} -> {to} is not allowed")
+        obj.status = to
+    table = model._meta.db_table
+    moved_ids: set = set()
+    for previous in sorted({start for _obj, start in moves}):
+        moved_ids |= rows_update(
+            model,
+            [obj for obj, start in moves if start == previous],
+            ("status", *fields),
+            where=f"{table}.status = %s",
+            params=[previous],
+        )
+    return [(obj, previous) for obj, previous in moves if obj.pk in moved_ids]

@@ -13,7 +13,7 @@ from django.db import connection, transaction
 from django.db.models import F
 
 from billing import signals
-from billing.bulk import rows_update
+from billing.bulk import rows_move
 from billing.errors import InvoiceNotPayableError
 from billing.models import AuditLog, Customer, Invoice, InvoiceLine, PaymentAttempt
 from billing.money import split_vat
@@ -47,20 +47,7 @@ def invoices_transition(
     status its row must still have). One guarded UPDATE per starting status and one audit INSERT, however many
     invoices; returns the invoices it moved. A row no longer in its expected status is left alone and missing
     from the result. Raises ValueError for a move `ALLOWED_FROM` does not allow."""
-    for invoice, previous in moves:
-        if previous not in ALLOWED_FROM[to]:
-            raise ValueError(f"invoice {invoice.pk}: {previous} -> {to} is not allowed")
-        invoice.status = to
-    moved_ids: set[int] = set()
-    for previous in sorted({start for _invoice, start in moves}):
-        moved_ids |= rows_update(
-            Invoice,
-            [invoice for invoice, start in moves if start == previous],
-            ("status", *fields),
-            where="billing_invoice.status = %s",
-            params=[previous],
-        )
-    moved = [(invoice, previous) for invoice, previous in moves if invoice.pk in moved_ids]
+    moved = rows_move(Invoice, moves, to=to, allowed_from=ALLOWED_FROM, fields=fields)
     audit_records(
         audit_entry(
             at=now,

@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils.translation import gettext as _
 
-from billing.bulk import rows_update
+from billing.bulk import rows_move
 from billing.errors import ApplicationError, InvoiceNotPayableError, NoPaymentMethodError, PaymentInProgressError
 from billing.models import AuditLog, Invoice, PaymentAttempt
 from billing.selectors import billing_keys_default
@@ -59,21 +59,7 @@ def attempts_transition(
     returns the attempts it moved, in order. A row no longer in its expected status is left alone (someone
     settled it first) and is missing from the result: the caller re-reads it. Raises ValueError for a move
     `ALLOWED_FROM` does not allow, and IntegrityError when the database refuses it (a second success)."""
-    for attempt, previous in moves:
-        if previous not in ALLOWED_FROM[to]:
-            raise ValueError(f"payment attempt {attempt.pk}: {previous} -> {to} is not allowed")
-        attempt.status = to
-    moved_ids: set[int] = set()
-    for previous in sorted({start for _attempt, start in moves}):
-        group = [attempt for attempt, start in moves if start == previous]
-        moved_ids |= rows_update(
-            PaymentAttempt,
-            group,
-            ("status", *fields),
-            where="billing_paymentattempt.status = %s",
-            params=[previous],
-        )
-    moved = [(attempt, previous) for attempt, previous in moves if attempt.pk in moved_ids]
+    moved = rows_move(PaymentAttempt, moves, to=to, allowed_from=ALLOWED_FROM, fields=fields)
     audit_records(
         attempt_audit_entry(attempt, now, action, previous, to, reason(attempt), label, data(attempt))
         for attempt, previous in moved
