@@ -55,6 +55,7 @@ from bench.common import log
 BAD_CARD = "4000-0000-0000-9995"  # insufficient funds on every charge
 READ_TIMEOUT_S = 1.0  # the app's IAMPORT_READ_TIMEOUT in this run: a held request times out quickly
 HOLD_MS = 1300  # timeout_after_commit hold: longer than the read timeout
+IN_FLIGHT_WAIT_S = 15.0  # after a restart, how long past the drained backlog to wait for a charge to settle
 COUNT_KEYS = (
     "renewals_unattempted",
     "double_charges",
@@ -427,7 +428,11 @@ class Restarts:
                 first = time.monotonic() - back
             if drained is None and not common.retrying(backlog, what="recovery"):
                 drained = time.monotonic() - back
-            if drained is not None and (first is not None or not common.retrying(in_flight, what="recovery")):
+            if drained is not None and (
+                first is not None
+                or not common.retrying(in_flight, what="recovery")
+                or time.monotonic() - back - drained > IN_FLIGHT_WAIT_S  # held by a killed worker: the janitor's
+            ):
                 break
             time.sleep(0.1)
         record = {"server": kind, "step": step, "mode": mode, "down_s": round(down_s, 2)}
