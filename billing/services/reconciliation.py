@@ -44,7 +44,7 @@ from billing.models import (
     Refund,
 )
 from billing.services.audit import audit_record
-from billing.services.gateway import get_gateway
+from billing.services.gateway import PORTONE_V2, gateway_name, get_gateway
 from billing.services.payments import payment_apply_gateway_payment, payment_reconcile
 from billing.services.refunds import refunds_sync_from_gateway
 
@@ -69,6 +69,15 @@ class ReconciliationDayNotOverError(ApplicationError):
     code = "day_not_over"
     status_code = 400
     default_message = _("Only a business day that is over (KST) can be reconciled.")
+
+
+class ReconciliationNotSupportedError(ApplicationError):
+    code = "reconciliation_not_supported"
+    status_code = 409
+    default_message = _(
+        "The daily reconciliation reads Iamport V1's payment listing; it is not available while PortOne V2 is"
+        " the gateway (BILLING_GATEWAY=portone_v2)."
+    )
 
 
 class ReconciliationActionError(ApplicationError):
@@ -123,6 +132,10 @@ def reconciliation_run(
     _, end = day_window(day)
     if now < end:
         raise ReconciliationDayNotOverError()
+    if gateway_name() == PORTONE_V2:
+        # V2's payment listing (GET /payments) is not implemented in the adapter or the sandbox yet (README,
+        # "PortOne V2"): refuse before a run is created rather than store an INCOMPLETE one every day.
+        raise ReconciliationNotSupportedError()
     gateway = gateway or get_gateway()
     with _day_lock(day):
         run = _run_to_resume(day=day, now=now, trigger=trigger)
