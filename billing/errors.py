@@ -121,3 +121,12 @@ class ReconciliationNoteRequiredError(ApplicationError):
     code = "note_required"
     status_code = 400
     default_message = _("Write a note saying what you found.")
+
+
+class ReconciliationNotSupportedError(ApplicationError):
+    code = "reconciliation_not_supported"
+    status_code = 409
+    default_message = _(
+        "The daily reconciliation reads Iamport V1's payment listing; it is not available while PortOne V2 is"
+        " the gateway (BILLING_GATEWAY=portone_v2)."
+    )

@@ -95,6 +95,10 @@ class RoutingGateway:
             found += self.v2.get_payments(imp_uids=v2, merchant_uids=merchant_uids)
         return found
 
+    def list_payments(self, **kwargs):
+        # Only Iamport V1 lists payments (the daily reconciliation); V2 payments booked by us are looked up by id.
+        return self.v1.list_payments(**kwargs)
+
     def find_payment(self, *, merchant_uid: str, status: str | None = None):
         return self.primary.find_payment(merchant_uid=merchant_uid, status=status) or self.secondary.find_payment(
             merchant_uid=merchant_uid, status=status

@@ -40,6 +40,7 @@ from billing.errors import (
     ReconciliationDayNotOverError,
     ReconciliationInProgressError,
     ReconciliationNoteRequiredError,
+    ReconciliationNotSupportedError,
 )
 from billing.gateway.base import GatewayPayment
 from billing.gateway.errors import GatewayError, GatewayRejected
@@ -51,7 +52,7 @@ from billing.models import (
     Refund,
 )
 from billing.services.audit import audit_record
-from billing.services.gateway import get_gateway
+from billing.services.gateway import PORTONE_V2, gateway_name, get_gateway
 from billing.services.payments import payment_apply_gateway_payment, payment_reconcile
 from billing.services.refunds import refunds_sync_from_gateway
 
@@ -106,6 +107,10 @@ def reconciliation_run(
     _, end = day_window(day)
     if now < end:
         raise ReconciliationDayNotOverError()
+    if gateway_name() == PORTONE_V2:
+        # V2's payment listing (GET /payments) is not implemented in the adapter or the sandbox yet (README,
+        # "PortOne V2"): refuse before a run is created rather than store an INCOMPLETE one every day.
+        raise ReconciliationNotSupportedError()
     gateway = gateway or get_gateway()
     with _day_lock(day):
         run = _run_to_resume(day=day, now=now, trigger=trigger)

@@ -122,3 +122,19 @@ def test_admin_actions_need_the_change_permission(client, sandbox, gateway, day,
 
     assert response.status_code == 403
     assert gateway.get_payment(imp_uid=row.imp_uid).status == "paid"
+
+
+def test_reconcile_command_refuses_with_a_stable_code_and_stores_no_run_when_portone_v2_is_the_gateway(
+    sandbox, sandbox_server, day, clock_after, settings
+):
+    from billing.services.gateway import reset_gateway
+    from tests.conftest import use_portone_v2
+
+    use_portone_v2(settings, sandbox_server)
+    reset_gateway()
+
+    with pytest.raises(CommandError, match="reconciliation_not_supported"):
+        call_command("reconcile", "--date", day.isoformat(), stdout=io.StringIO())
+    assert not ReconciliationRun.objects.exists()
+    assert [r for r in sandbox.requests_log() if r.get("endpoint") == "payments"] == []  # nothing was paged
+    reset_gateway()

@@ -113,3 +113,49 @@ def wait_for_log(sandbox, endpoint: str, count: int, method: str | None = None, 
         if len(entries) >= count or time.monotonic() > deadline:
             return entries
         time.sleep(0.05)
+
+
+@pytest.fixture
+def make_v2_gateway(sandbox_server, sandbox):
+    """Build PortOneV2Gateway instances on the sandbox's /v2 surface; every keyword can be overridden."""
+    from billing.gateway.portone_v2 import PortOneV2Gateway
+    from iamport_sandbox.v2.ledger import DEFAULT_API_SECRET, DEFAULT_CHANNEL_KEY, DEFAULT_STORE_ID
+
+    made: list[PortOneV2Gateway] = []
+
+    def make(**overrides) -> PortOneV2Gateway:
+        options = {
+            "base_url": sandbox_server.url + "/v2",
+            "api_secret": DEFAULT_API_SECRET,
+            "store_id": DEFAULT_STORE_ID,
+            "channel_key": DEFAULT_CHANNEL_KEY,
+            "read_timeout": 5.0,
+            "connect_timeout": 2.0,
+            "backoff": 0.0,
+        }
+        options.update(overrides)
+        gateway = PortOneV2Gateway(**options)
+        made.append(gateway)
+        return gateway
+
+    yield make
+    for gateway in made:
+        gateway.close()
+
+
+@pytest.fixture
+def v2(make_v2_gateway):
+    return make_v2_gateway()
+
+
+@pytest.fixture
+def billing_key(v2) -> str:
+    """A V2 billing key issued on the good test card (PortOne names it)."""
+    return issue_v2_key(v2)
+
+
+def issue_v2_key(gateway, card_number: str = CARD_OK) -> str:
+    key = gateway.issue_billing_key(
+        card_number=card_number, expiry=EXPIRY, birth=BIRTH, pwd_2digit=PWD_2DIGIT, customer_name="홍길동"
+    )
+    return key.customer_uid

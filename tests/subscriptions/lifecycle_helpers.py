@@ -7,7 +7,7 @@ import json
 from zoneinfo import ZoneInfo
 
 from billing.models import Invoice
-from billing.services.webhooks import webhook_process, webhook_receive
+from billing.services.webhooks import webhook_process, webhook_receive, webhook_receive_v2
 from subscriptions.models import Subscription
 
 KST = ZoneInfo("Asia/Seoul")
@@ -21,13 +21,19 @@ def committed(service, **kwargs):
 
 
 def deliver_webhooks(sandbox, gateway, now, seen: set) -> None:
-    """Deliver the sandbox's webhooks to our handler, as Iamport would POST them to notice_url."""
+    """Deliver the sandbox's webhooks to our handler, as Iamport (V1) or PortOne (V2) would POST them to the
+    notice URL. A V2 body (`{"type", "timestamp", "data"}`) goes where /portone/webhook sends it once its
+    signature is verified (the signature itself is tested in tests/billing/test_portone_webhook.py)."""
     for delivery in sandbox.webhooks():
         if delivery["seq"] in seen:
             continue
         seen.add(delivery["seq"])
         body = delivery["body"] if isinstance(delivery["body"], str) else json.dumps(delivery["body"])
-        event = webhook_receive(raw_body=body, content_type="application/json", headers={}, source_ip=None, now=now)
+        parsed = delivery["body"] if isinstance(delivery["body"], dict) else {}
+        if "type" in parsed and "data" in parsed:
+            event = webhook_receive_v2(raw_body=body, headers={}, source_ip=None, now=now, event=parsed)
+        else:
+            event = webhook_receive(raw_body=body, content_type="application/json", headers={}, source_ip=None, now=now)
         webhook_process(event_id=event.pk, now=now, gateway=gateway)
 
 
