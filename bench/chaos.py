@@ -167,10 +167,14 @@ class Quiet:
             backlog = 1
         return size, backlog
 
-    def wait(self, quiet_s: float, timeout: float) -> bool:
+    def wait(self, quiet_s: float, timeout: float, *, supervise=None) -> bool:
+        """`supervise` runs at every poll: the process supervisor production has (systemd, Kubernetes), which
+        starts a worker again when one dies (killed by the run, or by its broker connection after a restart)."""
         started = last_change = time.monotonic()
         last = None
         while time.monotonic() - started < timeout:
+            if supervise is not None:
+                supervise()
             size, backlog = self._state()
             if backlog or size != last:
                 last, last_change = size, time.monotonic()
@@ -593,6 +597,10 @@ def main(argv=None) -> int:
         for _ in range(args.workers):
             workers.start()
         quiet = Quiet(workdir, queue)
+
+        def supervise() -> None:
+            workers.ensure(args.workers)
+
         hooks = Webhooks(sandbox)
         log(f"seeded {n} subscriptions ({Counter(roles.values())}), {args.workers} workers up")
 
@@ -618,7 +626,7 @@ def main(argv=None) -> int:
                 time.sleep(rng.uniform(0.2, 1.0))  # mid-flight
                 workers.kill_one(rng)
             hooks.deliver(rng, args.chaos)
-            quiet.wait(0.8 + stall, args.step_timeout)
+            quiet.wait(0.8 + stall, args.step_timeout, supervise=supervise)
             hooks.deliver(rng, args.chaos)
             log(f"day {day}: step {steps}, workers killed {workers.killed}, webhooks delivered {hooks.delivered}")
 
@@ -636,9 +644,9 @@ def main(argv=None) -> int:
 
             common.retrying(payments_reconcile_unsettled_task.delay, what="janitor publish")
             hooks.deliver(rng, 0.0, everything=round_ == 0)
-            quiet.wait(2.0 + READ_TIMEOUT_S, args.step_timeout)
+            quiet.wait(2.0 + READ_TIMEOUT_S, args.step_timeout, supervise=supervise)
             hooks.deliver(rng, 0.0)
-            quiet.wait(1.0, args.step_timeout)
+            quiet.wait(1.0, args.step_timeout, supervise=supervise)
             left = common.retrying(
                 lambda: PaymentAttempt.objects.filter(status__in=["pending", "unknown"]).count(), what="settle"
             )
