@@ -13,8 +13,8 @@ What it checks the way SOLAPI does (the `solapi` SDK's lib/authenticator.py and 
   report after sending is final: 4000 (received) unless a fault says otherwise. Delivery is reported by polling.
 
 Faults (`POST /__sandbox__/faults`, JSON `{"kind", "type"?, "to"?, "times"?}`), consumed in order:
-`undeliverable` (accepted, then reported failed: 3104 for 알림톡, 3059 for SMS/LMS), `pending` (stays 3000 on
-reports, `times` reports), `throttle` (429 TooManyRequests, nothing recorded), `unavailable` (500, nothing
+`undeliverable` (the next `times` messages are accepted, then reported failed: 3104 for 알림톡, 3059 for SMS/LMS),
+`pending` (the next message stays 3000 for `times` reports, then is received), `throttle` (429 TooManyRequests, nothing recorded), `unavailable` (500, nothing
 recorded), `reject` (the message lands in failedMessageList, 1062).
 
 Controls: `POST /__sandbox__/reset`, `GET /__sandbox__/messages` (JSON, every request the phone would show),
@@ -174,7 +174,7 @@ class NotifyApi:
                     "statusCode": "2000",
                     "dateCreated": _iso(now),
                     "dateUpdated": _iso(now),
-                    "outcome": dict(outcome) if outcome else None,
+                    "outcome": {"kind": outcome["kind"], "times": outcome["reports"]} if outcome else None,
                 }
                 self.state.messages[message_id] = record
                 registered.append(record)
@@ -294,7 +294,15 @@ class NotifyApi:
         kind = body.get("kind")
         if kind not in ("undeliverable", "pending", "throttle", "unavailable", "reject"):
             raise ApiError(400, "ValidationError", f"unknown fault kind {kind!r}")
-        fault = {"kind": kind, "type": body.get("type"), "to": body.get("to"), "times": int(body.get("times", 1))}
+        times = int(body.get("times", 1))
+        # `pending` applies to the next message, for `times` reports; the others to the next `times` messages.
+        fault = {
+            "kind": kind,
+            "type": body.get("type"),
+            "to": body.get("to"),
+            "times": 1 if kind == "pending" else times,
+        }
+        fault["reports"] = times
         with self.state.lock:
             self.state.faults.append(fault)
         return fault
