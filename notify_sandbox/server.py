@@ -13,9 +13,10 @@ What it checks the way SOLAPI does (the `solapi` SDK's lib/authenticator.py and 
   report after sending is final: 4000 (received) unless a fault says otherwise. Delivery is reported by polling.
 
 Faults (`POST /__sandbox__/faults`, JSON `{"kind", "type"?, "to"?, "times"?}`), consumed in order:
-`undeliverable` (the next `times` messages are accepted, then reported failed: 3104 for 알림톡, 3059 for SMS/LMS),
-`pending` (the next message stays 3000 for `times` reports, then is received), `throttle` (429 TooManyRequests, nothing recorded), `unavailable` (500, nothing
-recorded), `reject` (the message lands in failedMessageList, 1062).
+`undeliverable` (the next `times` messages are accepted, then reported failed: 3104 for 알림톡, 3059 for
+SMS/LMS), `pending` (the next message stays 3000 for `times` reports, then is received), `throttle` (429
+TooManyRequests, nothing recorded), `unavailable` (500, nothing recorded), `reject` (the message lands in
+failedMessageList, 1062).
 
 Controls: `POST /__sandbox__/reset`, `GET /__sandbox__/messages` (JSON, every request the phone would show),
 `GET /__sandbox__/phone?to=010…` (HTML: the messages a phone received, newest last). Deterministic: sequential
