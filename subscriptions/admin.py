@@ -11,12 +11,14 @@ from django.contrib import admin, messages
 from django.db.models import Count
 from django.http import HttpResponseRedirect
 from django.urls import path
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from billing import clock
 from billing.admin import InvoiceAdmin, ViewOnlyInline, ViewOnlyMixin, won, won_column
 from billing.errors import ApplicationError
 from billing.models import Invoice, PaymentAttempt
+from notices.selectors import notices_for_subscription
 from subscriptions.admin_views import DashboardView
 from subscriptions.errors import PlanImmutableError
 from subscriptions.models import Plan, PolicyDocument, Subscription, SubscriptionAgreement, SubscriptionInvoice
@@ -144,6 +146,34 @@ class SubscriptionAdmin(ViewOnlyMixin, admin.ModelAdmin):
     search_fields = ("=id", "customer__email", "customer__user__username", "billing_key__customer_uid")
     date_hierarchy = "created_at"
     inlines = [SubscriptionInvoiceInline]
+    readonly_fields = ("notice_log",)
+
+    @admin.display(description=_("Notices and their delivery log"))
+    def notice_log(self, obj):
+        """The merchant's proof: every notice about this subscription, each channel's steps with the exact text."""
+        rows = [
+            (
+                notice.get_type_display(),
+                d.at,
+                d.get_channel_display(),
+                d.get_status_display(),
+                d.to,
+                d.provider_message_id,
+                d.code,
+                d.text,
+            )
+            for notice in notices_for_subscription(obj.pk)
+            for d in notice.deliveries.all()
+        ]
+        if not rows:
+            return "—"
+        body = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+            '<td><pre style="white-space:pre-wrap;margin:0">{}</pre></td></tr>',
+            rows,
+        )
+        return format_html('<table class="notice-log">{}</table>', body)
 
 
 # Invoices are billing's records; retrying one is dunning's job, which lives in this layer.

@@ -1,4 +1,5 @@
-"""Emails to subscribers, in their language (Korean first, English second). Sent after commit."""
+"""Notices to subscribers, in their language (Korean first, English second), sent after commit: charge
+failures through the notice engine (notices/services.py), receipts by email."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import translation
 
 from billing.models import Customer, Invoice, PaymentAttempt
+from notices.models import NoticeType
+from notices.services import notice_create
 from subscriptions.merchant import merchant_profile
 from subscriptions.models import Plan, Subscription
 
@@ -37,31 +40,39 @@ def _send(customer: Customer, template: str, context: dict) -> None:
     send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [customer.email])
 
 
-def send_payments_failed(*, failures: list[tuple[Invoice, PaymentAttempt, Plan]]) -> None:
-    """One email per failed charge: (invoice with its customer, attempt, plan) as dunning committed them, so a
-    batch of failures costs no query here."""
+def send_payments_failed(*, failures: list[tuple[Invoice, PaymentAttempt, Plan, int]], now=None) -> None:
+    """One `payment_failed` notice per failed charge, through the notice engine (알림톡 → SMS → email,
+    notices/services.py): (invoice with its customer, attempt, plan, subscription id) as dunning committed them."""
     update_card_url = _url("subscriptions:card", "/account/card/")
-    for invoice, attempt, plan in failures:
-        _send(
-            invoice.customer,
-            "payment_failed",
-            {
+    for invoice, attempt, plan, subscription_id in failures:
+        english = invoice.customer.preferred_language.startswith("en")
+        notice_create(
+            type=NoticeType.PAYMENT_FAILED,
+            customer=invoice.customer,
+            key=f"payment_failed:{attempt.pk}",
+            now=now or attempt.created_at,
+            subscription_id=subscription_id,
+            templates={"email": "subscriptions/email/payment_failed"},
+            facts={
+                "invoice": invoice.number,
+                "amount": invoice.total,
+                "reason": attempt.failure_reason,
+                "next_attempt_at": invoice.next_attempt_at.isoformat() if invoice.next_attempt_at else None,
+                "update_card_url": update_card_url,
+            },
+            context={
                 "invoice": invoice,
-                "plan": plan,  # its name in the email's language (the invoice has only ko)
+                "plan": plan,  # its name in the notice's language (the invoice has only ko)
                 "attempt": attempt,
                 "update_card_url": update_card_url,
                 "next_attempt_at": invoice.next_attempt_at,
+                "plan_name": (plan.name_en if english else plan.name_ko) if plan else invoice.description,
+                "amount": invoice.total,
+                "reason": attempt.failure_reason,
+                "merchant_name": settings.MERCHANT_NAME,
+                "MERCHANT": merchant_profile(),
             },
         )
-
-
-def send_trial_ending(*, subscription_id: int) -> None:
-    subscription = Subscription.objects.select_related("customer", "plan").get(pk=subscription_id)
-    _send(
-        subscription.customer,
-        "trial_ending",
-        {"subscription": subscription, "account_url": _url("subscriptions:account", "/account/")},
-    )
 
 
 def send_receipts(*, receipts: list[tuple[Invoice, PaymentAttempt, Subscription]]) -> None:

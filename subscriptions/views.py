@@ -11,7 +11,6 @@ import json
 from functools import wraps
 from urllib.parse import quote
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
@@ -47,6 +46,7 @@ from subscriptions.services.lifecycle import (
     subscription_pause,
     subscription_resume,
 )
+from subscriptions.services.notices import NOTICE_DAYS
 from subscriptions.services.plan_changes import subscription_change_plan, subscription_change_preview
 from subscriptions.services.policies import agreement_for_checkout
 from subscriptions.templatetags.kbilling import sentence
@@ -171,7 +171,7 @@ def _checkout_page(request, plan: Plan, *, status: int = 200, error: str = ""):
         "shown": {kind: document.pk for kind, document in policies.items()},
         "agreed": agreed and not error,
         "agreement_error": error,
-        "notice_days": settings.BILLING_TRIAL_NOTICE_DAYS,
+        "notice_days": NOTICE_DAYS,
     }
     return render(request, "subscriptions/checkout.html", context, status=status)
 

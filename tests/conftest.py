@@ -13,6 +13,51 @@ def sandbox_server():
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def notify_server():
+    """One notify_sandbox (SOLAPI look-alike) per test session, on a free loopback port."""
+    from notify_sandbox.server import NotifySandbox
+
+    server = NotifySandbox(host="127.0.0.1", port=0).start()
+    yield server
+    server.stop()
+
+
+class NotifyControl:
+    """The notification sandbox's /__sandbox__ controls, over HTTP."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def reset(self) -> None:
+        import requests
+
+        requests.post(f"{self.url}/__sandbox__/reset", timeout=5).raise_for_status()
+
+    def fault(self, kind: str, **fields) -> None:
+        import requests
+
+        requests.post(f"{self.url}/__sandbox__/faults", json={"kind": kind, **fields}, timeout=5).raise_for_status()
+
+    def messages(self, to: str | None = None) -> list[dict]:
+        import requests
+
+        listed = requests.get(f"{self.url}/__sandbox__/messages", timeout=5).json()
+        return [m for m in listed if to is None or m["to"] == to]
+
+
+@pytest.fixture(autouse=True)
+def notify(notify_server, settings):
+    """A clean notification sandbox for every test, and the app pointed at it (never the real SOLAPI)."""
+    from notify_sandbox.server import DEFAULT_API_KEY, DEFAULT_API_SECRET
+
+    settings.SOLAPI_BASE_URL = notify_server.url
+    settings.SOLAPI_API_KEY, settings.SOLAPI_API_SECRET = DEFAULT_API_KEY, DEFAULT_API_SECRET
+    control = NotifyControl(notify_server.url)
+    control.reset()
+    return control
+
+
 @pytest.fixture
 def sandbox(sandbox_server):
     """A clean sandbox (state, clock, faults, latency) and a client for its /__sandbox__ controls."""

@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI served locally: /api/docs/ works without a CDN
     "django_celery_beat",
     "billing",
+    "notices",
     "subscriptions",
 ]
 
@@ -335,7 +336,27 @@ BILLING_GATEWAY_CONCURRENCY = env_int("BILLING_GATEWAY_CONCURRENCY", 32)
 # Rows one renewal or dunning-retry task claims and charges together (a handful of statements per batch).
 BILLING_BATCH_SIZE = env_int("BILLING_BATCH_SIZE", 50)
 BILLING_INCOMPLETE_EXPIRY_HOURS = env_int("BILLING_INCOMPLETE_EXPIRY_HOURS", 23)
-BILLING_TRIAL_NOTICE_DAYS = env_int("BILLING_TRIAL_NOTICE_DAYS", 3)
+# Notices (notices/): channels tried in this order (alimtalk, sms, email), and what a legally required notice
+# (the 7-day notice before a trial or discount turns paid) does when no phone channel delivered it:
+# "email" takes an email the mail server accepted as the notice; "cancel" ends the subscription at the trial's
+# end without charging. Either way the decision is written in the delivery log and the audit log.
+NOTICE_CHANNELS = env_list("NOTICE_CHANNELS", "alimtalk,sms,email")
+NOTICE_REQUIRED_FALLBACK = env("NOTICE_REQUIRED_FALLBACK", "email")
+NOTICE_CHANNEL_TRIES = env_int("NOTICE_CHANNEL_TRIES", 3)  # provider errors (5xx, 429) before a channel fails
+# SOLAPI (알림톡 and SMS/LMS). Without an API key the app talks to notify_sandbox (make run starts it on :8091).
+SOLAPI_API_KEY = env("SOLAPI_API_KEY", "")
+SOLAPI_BASE_URL = env("SOLAPI_BASE_URL", "https://api.solapi.com" if SOLAPI_API_KEY else "http://127.0.0.1:8091")
+if not SOLAPI_API_KEY:
+    SOLAPI_API_KEY = "NCSSANDBOXKEY0001"  # notify_sandbox's default key and secret
+SOLAPI_API_SECRET = env("SOLAPI_API_SECRET", "SANDBOXSECRETSANDBOXSECRETSANDBOX")
+SOLAPI_SENDER = env("SOLAPI_SENDER", "0200000000")  # a 발신번호 registered with SOLAPI
+SOLAPI_PF_ID = env("SOLAPI_PF_ID", "KA01PF-SANDBOX")  # the Kakao channel (카카오톡 채널) id
+# 알림톡 template ids per notice type, approved by Kakao: "trial_ending=KA01TP…,payment_failed=KA01TP…".
+NOTICE_ALIMTALK_TEMPLATES = dict(
+    item.split("=", 1)
+    for item in env_list("NOTICE_ALIMTALK_TEMPLATES", "trial_ending=KBTRIAL7D,payment_failed=KBPAYFAIL")
+    if "=" in item
+)
 # Webhooks: only Iamport's documented source IPs are accepted when the allow-list is on (production).
 IAMPORT_WEBHOOK_IP_ALLOWLIST_ENABLED = env_bool("IAMPORT_WEBHOOK_IP_ALLOWLIST_ENABLED", False)
 IAMPORT_WEBHOOK_IPS = env_list("IAMPORT_WEBHOOK_IPS", "52.78.100.19,52.78.48.223,52.78.5.241")

@@ -122,7 +122,7 @@ def dunning_on_failures(*, failures: Sequence[tuple[Subscription, Invoice, Payme
         dunned.append(invoice)
         action = "dunning.scheduled" if invoice.next_attempt_at else "dunning.exhausted"
         entries.append(_dunning_entry(invoice, attempt, now, action))
-        emails.append((invoice, attempt, subscription.plan))
+        emails.append((invoice, attempt, subscription.plan, subscription.pk))
         if invoice.next_attempt_at is None:
             finals.append((subscription, invoice))
         elif subscription.status in (Subscription.Status.ACTIVE, Subscription.Status.TRIALING):
@@ -139,7 +139,9 @@ def dunning_on_failures(*, failures: Sequence[tuple[Subscription, Invoice, Payme
     for subscription, invoice in finals:
         _final_action(subscription=subscription, invoice=invoice, now=now)
     if emails:
-        transaction.on_commit(lambda: notifications.send_payments_failed(failures=emails))  # the rows as committed
+        transaction.on_commit(
+            lambda: notifications.send_payments_failed(failures=emails, now=now)
+        )  # the rows as committed
 
 
 def _dunning_entry(invoice: Invoice, attempt: PaymentAttempt, now: dt.datetime, action: str, **data):

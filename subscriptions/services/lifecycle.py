@@ -23,6 +23,7 @@ from subscriptions.errors import AlreadySubscribedError, PlanNotAvailableError, 
 from subscriptions.models import Plan, Subscription, SubscriptionInvoice
 from subscriptions.periods import bounds
 from subscriptions.selectors import subscription_locked as locked
+from subscriptions.services.notices import trial_notice_due_at
 from subscriptions.services.policies import AgreementInput, agreement_record
 from subscriptions.services.renewals import charge_invoice, period_invoice, start_period
 from subscriptions.services.schedules import schedule_sync_on_commit
@@ -52,7 +53,6 @@ def subscription_create(
             raise AlreadySubscribedError()
         if plan.trial_days:
             trial_end = now + dt.timedelta(days=plan.trial_days)
-            notice_at = trial_end - dt.timedelta(days=settings.BILLING_TRIAL_NOTICE_DAYS)
             subscription = Subscription.objects.create(
                 customer=customer,
                 plan=plan,
@@ -63,7 +63,7 @@ def subscription_create(
                 current_period_start=now,
                 current_period_end=trial_end,
                 trial_end=trial_end,
-                next_event_at=max(notice_at, now),
+                next_event_at=trial_notice_due_at(trial_end, now),
                 created_at=now,
             )
         else:

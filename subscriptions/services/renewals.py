@@ -1,7 +1,8 @@
 """Renewal: the sweep's batch task, and invoicing a period.
 
 A due subscription (its `next_event_at` passed) takes one step (`_advance`): expire an unpaid first charge,
-send the trial notice, end at the period end, begin or end a pause, or start its next period. Starting a
+send the 7-day trial notice or wait for its delivery (services/notices.py), end at the period end, begin or end
+a pause, or start its next period. Starting a
 period moves the subscription and opens the period's invoice; `subscriptions_renew` does it for a whole batch
 in one short transaction and then charges every invoice at once (billing/services/payments). Each renewal's
 result is a `RenewalOutcome`.
@@ -34,9 +35,9 @@ from billing.services.invoices import (
     invoices_create_open,
 )
 from billing.services.payments import payment_attempts_create, payment_charge, payments_charge
-from subscriptions import notifications
 from subscriptions.models import Plan, Subscription, SubscriptionInvoice
 from subscriptions.periods import bounds, index_at
+from subscriptions.services.notices import trial_notice_step
 from subscriptions.services.status import set_status, subscription_end
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,8 @@ class RenewalOutcome(StrEnum):
     LOCKED = "locked"  # another worker holds the row: it renews it
     NOT_DUE = "not_due"
     TRIAL_NOTICE = "trial_notice"
+    NOTICE_PENDING = "notice_pending"  # the conversion waits for the 7-day notice's delivery report
+    CONVERSION_MOVED = "conversion_moved"  # a late notice: the first charge moves to 7 days after delivery
     PAUSED = "paused"
     ENDED = "ended"
     WAITING_FOR_SETTLEMENT = "waiting_for_settlement"  # an unpaid first charge waits for the janitor
@@ -193,13 +196,9 @@ def _advance(sub: Subscription, now: dt.datetime) -> RenewalOutcome | _StartPeri
     if sub.status == S.INCOMPLETE:
         return _expire_incomplete(sub, now)
     if sub.status == S.TRIALING:
-        if sub.trial_notice_sent_at is None and now < sub.trial_end:
-            sub.trial_notice_sent_at = now
-            sub.next_event_at = sub.trial_end
-            sub.save()
-            sub_id = sub.pk
-            transaction.on_commit(lambda: notifications.send_trial_ending(subscription_id=sub_id))
-            return RenewalOutcome.TRIAL_NOTICE
+        notice_step = trial_notice_step(sub, now)  # the 7-day rule (subscriptions/services/notices.py)
+        if notice_step is not None:
+            return RenewalOutcome(notice_step)
         if sub.cancel_at_period_end:
             subscription_end(sub, now, at=sub.trial_end, reason="canceled_at_period_end")
             return RenewalOutcome.ENDED

@@ -9,6 +9,7 @@ from django.conf import settings
 
 from billing.services.payments import payments_reconcile_unsettled
 from billing.services.refunds import refunds_reconcile_unsettled
+from notices.services import notices_send_due
 from subscriptions.services.dunning import invoices_retry, invoices_retry_due
 from subscriptions.services.renewals import subscriptions_due, subscriptions_renew
 
@@ -18,6 +19,7 @@ def billing_run(*, now: dt.datetime, gateway=None) -> dict[str, dict[str, int]]:
     sweeps as separate tasks that fan out one task per batch of subscriptions or invoices."""
     reconciled = payments_reconcile_unsettled(now=now, gateway=gateway)
     refunds = refunds_reconcile_unsettled(now=now, gateway=gateway)
+    notices = notices_send_due(now=now)  # delivery reports first: a trial's conversion reads them
     renewals = Counter()
     for ids in in_batches(subscriptions_due(now=now)):
         renewals.update(subscriptions_renew(subscription_ids=ids, now=now, gateway=gateway).values())
@@ -25,7 +27,13 @@ def billing_run(*, now: dt.datetime, gateway=None) -> dict[str, dict[str, int]]:
     for ids in in_batches(invoices_retry_due(now=now)):
         attempts = invoices_retry(invoice_ids=ids, now=now, gateway=gateway).values()
         retries.update(attempt.status if attempt else "skipped" for attempt in attempts)
-    return {"reconciled": reconciled, "refunds": refunds, "renewals": dict(renewals), "retries": dict(retries)}
+    return {
+        "reconciled": reconciled,
+        "refunds": refunds,
+        "renewals": dict(renewals),
+        "retries": dict(retries),
+        "notices": notices,
+    }
 
 
 def in_batches(ids: list[int]) -> list[list[int]]:

@@ -265,7 +265,7 @@ def test_each_role_reaches_only_its_own_objects_when_requesting_the_route(world,
 # admin index (and from there to the login page) without doing anything.
 ADMIN_PUBLIC = {"admin/login/": 200, "admin/logout/": 302}
 ADMIN_SAMPLES = {
-    "admin/^(?P<app_label>auth|authtoken|django_celery_beat|billing|subscriptions)/$": "/admin/billing/",
+    "admin/^(?P<app_label>auth|authtoken|django_celery_beat|billing|notices|subscriptions)/$": "/admin/billing/",
     "admin/(?P<url>.*)$": "/admin/no-such-page/",
 }
 

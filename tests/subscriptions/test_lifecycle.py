@@ -71,12 +71,14 @@ def test_subscribe_is_refused_without_a_card_or_twice(sandbox, gateway, plan):
     assert Subscription.objects.filter(customer=customer).count() == 1
 
 
-def test_trial_charges_nothing_until_it_ends_and_sends_a_notice_three_days_before(subscribe, run, sandbox, gateway):
+def test_trial_charges_nothing_until_it_ends_and_sends_a_notice_seven_days_before(subscribe, run, sandbox, gateway):
     trial_plan = PlanFactory(code="trial", amount=29_900, trial_days=14)
     sub = subscribe(gateway, trial_plan)
     assert sub.status == S.TRIALING and sandbox.payments() == []
 
-    run(gateway, T0 + dt.timedelta(days=11, minutes=1))
+    run(gateway, T0 + dt.timedelta(days=6, hours=23))
+    assert not [m.subject for m in mail.outbox if "체험" in m.subject]
+    run(gateway, T0 + dt.timedelta(days=7, minutes=1))
     assert [m.subject for m in mail.outbox if "체험" in m.subject]
     assert sandbox.payments() == []
 

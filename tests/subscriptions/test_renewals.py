@@ -87,7 +87,9 @@ def test_a_batch_costs_the_same_statements_whether_it_renews_two_subscriptions_o
         assert charges_at_iamport(sandbox, sub) == 2  # the first period and this renewal
 
 
-def test_each_subscription_of_a_mixed_batch_ends_as_it_would_alone(sandbox, gateway, subscribe, plan):
+def test_each_subscription_of_a_mixed_batch_ends_as_it_would_alone(
+    sandbox, gateway, subscribe, plan, django_capture_on_commit_callbacks
+):
     pro = PlanFactory(code="pro", amount=29_900)
     trial_plan = PlanFactory(code="trial", amount=4_900, trial_days=7)
     renewing = subscribe()
@@ -102,7 +104,8 @@ def test_each_subscription_of_a_mixed_batch_ends_as_it_would_alone(sandbox, gate
     with_credit = subscribe()
     Customer.objects.filter(pk=with_credit.customer_id).update(credit_balance=3_000)
     trialing = subscribe(on_plan=trial_plan)
-    Subscription.objects.filter(pk=trialing.pk).update(trial_notice_sent_at=T0, next_event_at=trialing.trial_end)
+    with django_capture_on_commit_callbacks(execute=True):  # its 7-day notice, by email (no phone): sent at once
+        assert subscription_renew(subscription_id=trialing.pk, now=T0, gateway=gateway) == "trial_notice"
     not_due = subscribe()
     Subscription.objects.filter(pk=not_due.pk).update(next_event_at=RENEW_AT + dt.timedelta(days=1))
     batch = [renewing, declined, canceling, pausing, downgrading, with_credit, trialing, not_due]
