@@ -13,7 +13,13 @@ from billing.errors import ApplicationError
 
 HANGUL = re.compile(r"[가-힣]")
 # Modules that define ApplicationError subclasses (imported so that every subclass is seen).
-ERROR_MODULES = ("billing.errors", "subscriptions.errors", "billing.api.errors", "subscriptions.api.errors", "notices.errors")
+ERROR_MODULES = (
+    "billing.errors",
+    "subscriptions.errors",
+    "billing.api.errors",
+    "subscriptions.api.errors",
+    "notices.errors",
+)
 
 
 def every_error() -> list[type[ApplicationError]]:
