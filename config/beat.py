@@ -7,6 +7,7 @@ Every job is a sweep over "everything due as of now", so a missed or doubled bea
 JOBS = [
     ("subscriptions: renew due subscriptions", "subscriptions.tasks.subscriptions_renew_due_task", 60),
     ("subscriptions: retry due invoices (dunning)", "subscriptions.tasks.invoices_retry_due_task", 60),
+    ("subscriptions: ask for consent (trial end, price increase)", "subscriptions.tasks.consents_ask_due_task", 300),
     ("billing: reconcile unsettled payments (janitor)", "billing.tasks.payments_reconcile_unsettled_task", 180),
 ]
 

@@ -336,6 +336,14 @@ BILLING_GATEWAY_CONCURRENCY = env_int("BILLING_GATEWAY_CONCURRENCY", 32)
 BILLING_BATCH_SIZE = env_int("BILLING_BATCH_SIZE", 50)
 BILLING_INCOMPLETE_EXPIRY_HOURS = env_int("BILLING_INCOMPLETE_EXPIRY_HOURS", 23)
 BILLING_TRIAL_NOTICE_DAYS = env_int("BILLING_TRIAL_NOTICE_DAYS", 3)
+# Consent before a trial turns paid or a price goes up (전자상거래법 §13 ⑥): asked at most this many days before
+# the change (the law's 30; a lower value only shortens the window), reminded every N days while unanswered,
+# never asked again within the quiet period after a "no", and a price increase that could be asked only less
+# than the minimum notice before a renewal moves to the renewal after.
+BILLING_CONSENT_WINDOW_DAYS = min(env_int("BILLING_CONSENT_WINDOW_DAYS", 30), 30)
+BILLING_CONSENT_REMINDER_DAYS = max(env_int("BILLING_CONSENT_REMINDER_DAYS", 7), 1)
+BILLING_CONSENT_QUIET_DAYS = max(env_int("BILLING_CONSENT_QUIET_DAYS", 7), 7)
+BILLING_PRICE_CHANGE_MIN_NOTICE_DAYS = env_int("BILLING_PRICE_CHANGE_MIN_NOTICE_DAYS", 7)
 # Webhooks: only Iamport's documented source IPs are accepted when the allow-list is on (production).
 IAMPORT_WEBHOOK_IP_ALLOWLIST_ENABLED = env_bool("IAMPORT_WEBHOOK_IP_ALLOWLIST_ENABLED", False)
 IAMPORT_WEBHOOK_IPS = env_list("IAMPORT_WEBHOOK_IPS", "52.78.100.19,52.78.48.223,52.78.5.241")
