@@ -210,7 +210,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Subscriptions, billing keys, invoices, payments and refunds on Iamport (PortOne V1).",
     # The API version: a changed schema needs a new one (docs/openapi.json, checked by make lint:
     # billing/api/schema_check.py). 2: JSON-only bodies, unknown keys refused, Bearer auth, reads by id or code.
-    "VERSION": "3",
+    "VERSION": "4",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
