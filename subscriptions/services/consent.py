@@ -1,4 +1,5 @@
-"""Consent before a free trial turns paid and before a price goes up (전자상거래법 §13 ⑥; README.md#korean-law-consent-before-a-trial-turns-paid-or-a-price-goes-up).
+"""Consent before a free trial turns paid and before a price goes up (전자상거래법 §13 ⑥; the merchant's
+account of it: README.md#korean-law-consent-before-a-trial-turns-paid-or-a-price-goes-up).
 
 What this module owns:
 
