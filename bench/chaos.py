@@ -66,6 +66,7 @@ COUNT_KEYS = (
     "refunds_above_paid",
     "reconciliation_unresolved",  # differences the daily 대사 of every simulated day could not settle
     "reconciliation_incomplete",  # days whose 대사 did not finish
+    "charged_without_consent",  # a trial's first charge or a raised price paid with no "yes" on record
 )
 
 
@@ -510,13 +511,47 @@ def check_books(sandbox: common.SandboxProcess) -> tuple[dict, dict]:
         attempt = PaymentAttempt.objects.get(pk=row["attempt_id"])
         if row["total"] > attempt.amount:
             bad("refunds_above_paid", f"{attempt.merchant_uid} refunded {row['total']} of {attempt.amount}")
+    for what in charged_without_consent():
+        bad("charged_without_consent", what)
     info = {
+        "consents": consent_outcomes(),
         "attempts": dict(Counter(a.status for a in attempts.values())),
         "invoices": dict(Counter(Invoice.objects.values_list("status", flat=True))),
         "sandbox_payments": dict(Counter(status for _, status, _ in rows)),
         "flagged_attempts": sum(1 for a in attempts.values() if a.flagged_reason),
     }
     return dict(counts), {"examples": dict(examples), **info}
+
+
+def charged_without_consent() -> list[str]:
+    """Paid period invoices that needed a "yes" the books do not hold (전자상거래법 §13 ⑥): the first charge after
+    a trial, or a period at a raised price, on or after the change, without a granted decision as newest."""
+    from subscriptions.models import ConsentRequest, SubscriptionInvoice
+    from subscriptions.services.consent import consent_outcome
+
+    found = []
+    for request in ConsentRequest.objects.select_related("subscription"):
+        if consent_outcome(request) == "granted":
+            continue
+        paid = SubscriptionInvoice.objects.filter(
+            subscription=request.subscription,
+            kind__in=["first", "renewal"],
+            superseded=False,
+            period_start__gte=request.change_at,
+            invoice__status="paid",
+        )
+        if request.kind == "price_increase":
+            paid = paid.filter(invoice__total__gt=request.amount_before)
+        for link in paid:
+            found.append(f"subscription {request.subscription_id}: invoice {link.invoice_id} ({request.kind})")
+    return found
+
+
+def consent_outcomes() -> dict[str, int]:
+    from subscriptions.models import ConsentRequest
+    from subscriptions.services.consent import consent_outcome
+
+    return dict(Counter(consent_outcome(request) for request in ConsentRequest.objects.all()))
 
 
 # --- the run ---------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ JOBS = [
     ("subscriptions: renew due subscriptions", "subscriptions.tasks.subscriptions_renew_due_task", 60),
     ("subscriptions: retry due invoices (dunning)", "subscriptions.tasks.invoices_retry_due_task", 60),
     ("notices: delivery reports and retries", "notices.tasks.notices_send_due_task", 60),
+    ("subscriptions: ask for consent (trial end, price increase)", "subscriptions.tasks.consents_ask_due_task", 300),
     ("billing: reconcile unsettled payments (janitor)", "billing.tasks.payments_reconcile_unsettled_task", 180),
 ]
 

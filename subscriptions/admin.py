@@ -7,6 +7,7 @@ they are view-only here.
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count
 from django.http import HttpResponseRedirect
@@ -21,7 +22,18 @@ from billing.models import Invoice, PaymentAttempt
 from notices.selectors import notices_for_subscription
 from subscriptions.admin_views import DashboardView
 from subscriptions.errors import PlanImmutableError
-from subscriptions.models import Plan, PolicyDocument, Subscription, SubscriptionAgreement, SubscriptionInvoice
+from subscriptions.models import (
+    ConsentDecision,
+    ConsentRequest,
+    Plan,
+    PlanPriceVersion,
+    PolicyDocument,
+    Subscription,
+    SubscriptionAgreement,
+    SubscriptionInvoice,
+)
+from subscriptions.selectors import price_change_campaign
+from subscriptions.services.consent import plan_price_change_schedule
 from subscriptions.services.dunning import invoice_retry
 from subscriptions.services.plans import plan_update
 
@@ -269,6 +281,105 @@ class SubscriptionAgreementAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class PlanPriceVersionForm(forms.ModelForm):
+    class Meta:
+        model = PlanPriceVersion
+        fields = ("plan", "amount", "tax_free_amount", "effective_at", "non_consent_action")
+
+    def clean(self):
+        data = super().clean()
+        plan, amount, effective_at = data.get("plan"), data.get("amount"), data.get("effective_at")
+        if effective_at is not None and effective_at <= clock.now():
+            self.add_error("effective_at", _("Choose a date in the future: subscribers must be told first."))
+        if plan is not None and amount is not None and amount == plan.amount and not plan.price_versions.exists():
+            self.add_error("amount", _("This is the plan's current price."))
+        if amount is not None and (data.get("tax_free_amount") or 0) > amount:
+            self.add_error("tax_free_amount", _("The tax-free part cannot exceed the amount."))
+        return data
+
+
+@admin.register(PlanPriceVersion)
+class PlanPriceVersionAdmin(admin.ModelAdmin):
+    """Price changes for existing subscribers: scheduled here (a new price version; the plan row never
+    changes), then read-only, with the campaign's figures: asked, granted, refused, pending, MRR effect."""
+
+    form = PlanPriceVersionForm
+    list_display = ("plan", won_column("amount", _("new price")), "effective_at", "non_consent_action", "created_at")
+    list_select_related = ("plan",)
+    list_filter = ("plan", "non_consent_action")
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        return ("plan", "amount", "tax_free_amount", "effective_at", "non_consent_action", "created_by", "campaign")
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("plan", "amount", "tax_free_amount", "effective_at", "non_consent_action")
+        return self.get_readonly_fields(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None  # the list page, yes; an existing version, never
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=_("campaign"))
+    def campaign(self, obj):
+        figures = price_change_campaign(version=obj)
+        rows = [
+            (_("consent requests"), figures.requested),
+            (_("asked by email"), figures.asked),
+            (_("granted"), figures.granted),
+            (_("refused"), figures.refused),
+            (_("expired (no answer)"), figures.expired),
+            (_("pending"), figures.pending),
+            (_("MRR effect"), won(figures.mrr_effect)),
+        ]
+        return format_html(
+            '<table id="campaign">{}</table>',
+            format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", ((str(k), v) for k, v in rows)),
+        )
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        version = plan_price_change_schedule(
+            plan=data["plan"],
+            amount=data["amount"],
+            tax_free_amount=data.get("tax_free_amount") or 0,
+            effective_at=data["effective_at"],
+            non_consent_action=data["non_consent_action"],
+            now=clock.now(),
+            actor=request.user,
+        )
+        obj.pk = version.pk
+        obj.refresh_from_db()
+
+
+class ConsentDecisionInline(ViewOnlyInline):
+    model = ConsentDecision
+    fields = ("outcome", "decided_at", "channel", "actor_label", "ip_address", "user_agent", "text_shown")
+    readonly_fields = fields
+    ordering = ("decided_at", "id")
+
+
+@admin.register(ConsentRequest)
+class ConsentRequestAdmin(ViewOnlyMixin, admin.ModelAdmin):
+    """Append-only proof of consent before a trial turns paid or a price goes up."""
+
+    list_display = ("id", "kind", "subscription", "change_at", "amount_before", "amount_after", "asks_sent")
+    list_filter = ("kind",)
+    raw_id_fields = ("subscription",)
+    search_fields = ("=subscription__id", "subscription__customer__email")
+    inlines = [ConsentDecisionInline]
+
+
+@admin.register(ConsentDecision)
+class ConsentDecisionAdmin(ViewOnlyMixin, admin.ModelAdmin):
+    list_display = ("request", "outcome", "channel", "actor_label", "ip_address", "decided_at")
+    list_filter = ("outcome", "channel")
 
 
 from subscriptions.admin_finance import add_finance_urls  # noqa: E402

@@ -71,3 +71,37 @@ class PolicyChangedError(ApplicationError):
     code = "policy_changed"
     status_code = 409
     default_message = _("The terms or the refund policy were updated while you were reading. Read them again.")
+
+
+class ConsentNotOpenError(ApplicationError):
+    code = "consent_not_open"
+    status_code = 409
+    default_message = _("This question is not open yet: we ask no earlier than 30 days before the change.")
+
+
+class ConsentClosedError(ApplicationError):
+    code = "consent_closed"
+    status_code = 409
+    default_message = _("The date of this change has passed, so this answer can no longer be given.")
+
+
+class ConsentTokenInvalidError(ApplicationError):
+    code = "consent_token_invalid"
+    status_code = 400
+    default_message = _("This link is not valid. Open the latest email from us, or answer on your account page.")
+
+
+class ConsentTokenUsedError(ApplicationError):
+    code = "consent_token_used"
+    status_code = 409
+    default_message = _(
+        "This link was already used, so it changes nothing now. Your answer is shown on your account page."
+    )
+
+
+class ConsentTokenOtherSubscriberError(ApplicationError):
+    code = "consent_token_other_subscriber"
+    status_code = 403
+    default_message = _(
+        "This link belongs to another account. Log out, or open it from the email of the account it was sent to."
+    )

@@ -92,6 +92,11 @@ class Subscription(models.Model):
     end_reason = models.CharField(max_length=64, blank=True)
     # A downgrade waits for the period end.
     pending_plan = models.ForeignKey(Plan, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # The plan's price version this subscriber pays (null: the plan's own amount). Set only at a renewal, by
+    # subscriptions/services/consent.py, after consent for an increase (or at once for a decrease).
+    price_version = models.ForeignKey(
+        "PlanPriceVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     # Pause from the next period: for pause_periods periods, or until resumed when pause_periods is null.
     pause_requested = models.BooleanField(default=False)
     pause_periods = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -239,3 +244,128 @@ class SubscriptionAgreement(models.Model):
 
     def __str__(self) -> str:
         return f"agreement {self.pk} (subscription {self.subscription_id}, {self.agreed_at:%Y-%m-%d})"
+
+
+class PlanPriceVersion(models.Model):
+    """A new price of a plan for its existing subscribers, from `effective_at`. The plan's own row never
+    changes: each subscriber moves to this version at their first renewal on or after that date, and for an
+    increase only with their consent (전자상거래법 §13 ⑥; subscriptions/services/consent.py)."""
+
+    class NonConsentAction(models.TextChoices):
+        CANCEL_AT_PERIOD_END = "cancel_at_period_end", _("end the subscription at the renewal")
+        KEEP_OLD_PRICE = "keep_old_price", _("keep the old price")
+
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="price_versions")
+    amount = models.PositiveBigIntegerField(help_text=_("KRW, VAT included"))
+    tax_free_amount = models.PositiveBigIntegerField(default=0, help_text=_("tax-free (면세) part of the amount"))
+    effective_at = models.DateTimeField(help_text=_("Subscribers move at their first renewal on or after this"))
+    non_consent_action = models.CharField(
+        max_length=24, choices=NonConsentAction.choices, default=NonConsentAction.CANCEL_AT_PERIOD_END
+    )
+    created_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("price change")
+        verbose_name_plural = _("price changes")
+        ordering = ["-effective_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="price_version_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(tax_free_amount__lte=models.F("amount")), name="price_version_tax_free_le_amount"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plan.code} → {self.amount:,}원 ({self.effective_at:%Y-%m-%d})"
+
+
+class ConsentRequest(models.Model):
+    """A question put to one subscriber before a trial turns paid or a price goes up, with the exact terms.
+
+    Written once and never edited but for the reminder cadence (`next_ask_at`, `asks_sent`); the answer is
+    the newest `ConsentDecision`, and no decision means no consent."""
+
+    class Kind(models.TextChoices):
+        TRIAL_CONVERSION = "trial_conversion", _("free trial turns paid")
+        PRICE_INCREASE = "price_increase", _("price increase")
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="consent_requests")
+    price_version = models.ForeignKey(
+        PlanPriceVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="consent_requests"
+    )
+    # The terms as they were put: when the change happens, the price before and after (VAT included), the card.
+    change_at = models.DateTimeField()
+    opens_at = models.DateTimeField()
+    amount_before = models.PositiveBigIntegerField()
+    amount_after = models.PositiveBigIntegerField()
+    card_label = models.CharField(max_length=80, blank=True)
+    non_consent_action = models.CharField(max_length=24, blank=True)
+    terms_ko = models.TextField()
+    terms_en = models.TextField()
+    next_ask_at = models.DateTimeField(null=True, blank=True)
+    asks_sent = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("consent request")
+        verbose_name_plural = _("consent requests")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription"], condition=Q(kind="trial_conversion"), name="consent_one_per_trial"
+            ),
+            models.UniqueConstraint(
+                fields=["subscription", "price_version"],
+                condition=Q(kind="price_increase"),
+                name="consent_one_per_price_version",
+            ),
+            models.CheckConstraint(condition=Q(opens_at__lt=models.F("change_at")), name="consent_opens_before"),
+        ]
+        indexes = [
+            models.Index(fields=["next_ask_at"], condition=Q(next_ask_at__isnull=False), name="consent_ask_due_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} · subscription {self.subscription_id} · {self.change_at:%Y-%m-%d}"
+
+    def terms(self, language: str | None = None) -> str:
+        english = (language or get_language() or "ko").startswith("en")
+        return self.terms_en if english else self.terms_ko
+
+
+class ConsentDecision(models.Model):
+    """One answer to a consent request: append-only proof of who said what, when, from where, to which text.
+    The newest row is the answer; `expired` is written by the system when the change came with no answer."""
+
+    class Outcome(models.TextChoices):
+        GRANTED = "granted", _("granted")
+        REFUSED = "refused", _("refused")
+        EXPIRED = "expired", _("expired (no answer)")
+
+    class Channel(models.TextChoices):
+        WEB = "web", _("account page")
+        API = "api", _("API")
+        EMAIL = "email", _("email link")
+        SYSTEM = "system", _("system")
+
+    request = models.ForeignKey(ConsentRequest, on_delete=models.PROTECT, related_name="decisions")
+    outcome = models.CharField(max_length=8, choices=Outcome.choices)
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    actor = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor_label = models.CharField(max_length=150)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=400, blank=True)
+    text_shown = models.TextField()
+    # The email a link came in: each email's yes/no pair can be used once.
+    token_nonce = models.CharField(max_length=32, null=True, blank=True, unique=True)
+    decided_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("consent decision")
+        verbose_name_plural = _("consent decisions")
+        ordering = ["-decided_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_outcome_display()} · {self.decided_at:%Y-%m-%d %H:%M}"

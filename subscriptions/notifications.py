@@ -98,3 +98,67 @@ def send_receipts(*, receipts: list[tuple[Invoice, PaymentAttempt, Subscription]
                 "receipt_url": settings.SITE_URL.rstrip("/") + reverse("subscriptions:receipt", args=[invoice.pk]),
             },
         )
+
+
+def send_consent_request(
+    *,
+    customer_id: int,
+    kind: str,
+    plan_name_ko: str,
+    plan_name_en: str,
+    change_at,
+    terms_ko: str,
+    terms_en: str,
+    yes_token: str,
+    no_token: str,
+    reminder: bool,
+) -> None:
+    """The consent question (a trial turning paid, or a price increase) with its exact terms and two equal
+    single-use links; each link opens a confirmation page and changes nothing until it is confirmed."""
+    _send(
+        Customer.objects.get(pk=customer_id),
+        "consent_request",
+        {
+            "kind": kind,
+            "plan_name_ko": plan_name_ko,
+            "plan_name_en": plan_name_en,
+            "change_at": change_at,
+            "terms_ko": terms_ko,
+            "terms_en": terms_en,
+            "yes_url": _url("subscriptions:consent-link", "/consent/") + f"?t={yes_token}",
+            "no_url": _url("subscriptions:consent-link", "/consent/") + f"?t={no_token}",
+            "account_url": _url("subscriptions:account", "/account/"),
+            "reminder": reminder,
+        },
+    )
+
+
+def send_trial_ended_without_consent(
+    *, customer_id: int, plan_name_ko: str, plan_name_en: str, ended_at, refused: bool
+) -> None:
+    """The trial ended without a "yes": nothing was charged."""
+    _send(
+        Customer.objects.get(pk=customer_id),
+        "trial_ended_uncharged",
+        {
+            "plan_name_ko": plan_name_ko,
+            "plan_name_en": plan_name_en,
+            "ended_at": ended_at,
+            "refused": refused,
+            "pricing_url": _url("subscriptions:pricing", "/"),
+        },
+    )
+
+
+def send_price_increase_ended(*, customer_id: int, plan_name_ko: str, plan_name_en: str, ended_at) -> None:
+    """The subscription ended at the renewal because the higher price was not agreed to: nothing was charged."""
+    _send(
+        Customer.objects.get(pk=customer_id),
+        "price_increase_ended",
+        {
+            "plan_name_ko": plan_name_ko,
+            "plan_name_en": plan_name_en,
+            "ended_at": ended_at,
+            "pricing_url": _url("subscriptions:pricing", "/"),
+        },
+    )

@@ -7,6 +7,7 @@ from collections import Counter
 from celery import shared_task
 
 from billing import clock
+from subscriptions.services.consent import consents_ask_due
 from subscriptions.services.dunning import invoices_retry, invoices_retry_due
 from subscriptions.services.renewals import subscriptions_due, subscriptions_renew
 from subscriptions.services.sweep import in_batches
@@ -38,3 +39,8 @@ def invoices_retry_due_task() -> int:
 def invoices_retry_task(invoice_ids: list[int]) -> dict[str, int]:
     attempts = invoices_retry(invoice_ids=invoice_ids, now=clock.now())
     return dict(Counter(a.status if a else "skipped" for a in attempts.values()))
+
+
+@shared_task(ignore_result=True)
+def consents_ask_due_task() -> int:
+    return consents_ask_due(now=clock.now())

@@ -31,7 +31,15 @@ from billing.services.customers import customer_get_or_create
 from subscriptions import ratelimit
 from subscriptions.errors import AgreementRequiredError
 from subscriptions.forms import CancelForm, PauseForm
-from subscriptions.models import Plan, PolicyDocument, Subscription, SubscriptionAgreement
+from subscriptions.models import (
+    ConsentDecision,
+    ConsentRequest,
+    Plan,
+    PlanPriceVersion,
+    PolicyDocument,
+    Subscription,
+    SubscriptionAgreement,
+)
 from subscriptions.selectors import (
     account_summary,
     checkout_terms,
@@ -39,6 +47,13 @@ from subscriptions.selectors import (
     invoices_for_customer,
     policies_current,
     policy_versions,
+)
+from subscriptions.services.consent import (
+    Answerer,
+    consent_decide,
+    consent_token_read,
+    consent_token_use,
+    consents_open_for,
 )
 from subscriptions.services.lifecycle import (
     subscription_cancel,
@@ -141,10 +156,12 @@ def signup(request):
 def account(request):
     customer = _customer(request)
     summary = account_summary(customer=customer)
+    consents = consents_open_for(subscription=summary.subscription, now=clock.now()) if summary.subscription else []
     return render(
         request,
         "subscriptions/account.html",
         {
+            "consents": consents,
             "summary": summary,
             "subscription": summary.subscription,
             "card": summary.card,
@@ -403,6 +420,84 @@ def pause(request):
         messages.success(request, _("Your subscription will pause from the next period."))
         return redirect("subscriptions:account")
     return render(request, "subscriptions/pause.html", {"subscription": subscription, "form": form})
+
+
+def _answerer(request, channel: str) -> Answerer:
+    return Answerer(
+        channel=channel,
+        actor=request.user,
+        ip_address=request.META.get("REMOTE_ADDR"),
+        user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        language="en" if (get_language() or "ko").startswith("en") else "ko",
+    )
+
+
+_ANSWERS = {"yes": ConsentDecision.Outcome.GRANTED, "no": ConsentDecision.Outcome.REFUSED}
+
+
+@login_required
+@require_POST
+def consent_answer(request, request_id: int):
+    """The account banner's two buttons: yes or no to one consent question of the signed-in subscriber."""
+    subscription = _live_subscription(_customer(request))
+    consent = get_object_or_404(ConsentRequest, pk=request_id, subscription=subscription)
+    outcome = _ANSWERS.get(request.POST.get("answer", ""))
+    if outcome is None:
+        messages.error(request, _("Choose one of the two answers."))
+        return redirect("subscriptions:account")
+    try:
+        consent_decide(
+            request_id=consent.pk,
+            outcome=outcome,
+            answerer=_answerer(request, ConsentDecision.Channel.WEB),
+            now=clock.now(),
+            customer_id=subscription.customer_id,
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("subscriptions:account")
+    messages.success(request, _consent_thanks(consent, outcome))
+    return redirect("subscriptions:account")
+
+
+def _consent_thanks(consent: ConsentRequest, outcome: str) -> str:
+    if outcome == ConsentDecision.Outcome.GRANTED:
+        return _("Thank you: your agreement is recorded. You can still cancel at any time.")
+    if consent.kind == ConsentRequest.Kind.TRIAL_CONVERSION:
+        return _("Your answer is recorded: the subscription ends with the trial and nothing is charged.")
+    if consent.non_consent_action == PlanPriceVersion.NonConsentAction.KEEP_OLD_PRICE:
+        return _("Your answer is recorded: you keep the old price.")
+    return _("Your answer is recorded: the subscription ends at the renewal and the new price is not charged.")
+
+
+def consent_link(request):
+    """An email's yes or no link. GET shows what the answer means and changes nothing (mail scanners open
+    links); only the page's POST records it, once per email, without a log-in."""
+    token = request.POST.get("t") if request.method == "POST" else request.GET.get("t")
+    now = clock.now()
+    try:
+        if request.method == "POST":
+            decision = consent_token_use(
+                token=token or "",
+                answerer=_answerer(request, ConsentDecision.Channel.EMAIL),
+                now=now,
+                user=request.user,
+            )
+            return render(
+                request,
+                "subscriptions/consent_link.html",
+                {"done": True, "message": _consent_thanks(decision.request, decision.outcome)},
+            )
+        link = consent_token_read(token=token or "", now=now, user=request.user)
+    except ApplicationError as exc:
+        return render(
+            request, "subscriptions/consent_link.html", {"error": exc.message, "code": exc.code}, status=exc.status_code
+        )
+    return render(
+        request,
+        "subscriptions/consent_link.html",
+        {"link": link, "token": token, "granting": link.outcome == ConsentDecision.Outcome.GRANTED},
+    )
 
 
 @login_required

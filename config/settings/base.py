@@ -211,7 +211,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Subscriptions, billing keys, invoices, payments and refunds on Iamport (PortOne V1).",
     # The API version: a changed schema needs a new one (docs/openapi.json, checked by make lint:
     # billing/api/schema_check.py). 2: JSON-only bodies, unknown keys refused, Bearer auth, reads by id or code.
-    "VERSION": "3",
+    "VERSION": "4",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -357,6 +357,14 @@ NOTICE_ALIMTALK_TEMPLATES = dict(
     for item in env_list("NOTICE_ALIMTALK_TEMPLATES", "trial_ending=KBTRIAL7D,payment_failed=KBPAYFAIL")
     if "=" in item
 )
+# Consent before a trial turns paid or a price goes up (전자상거래법 §13 ⑥): asked at most this many days before
+# the change (the law's 30; a lower value only shortens the window), reminded every N days while unanswered,
+# never asked again within the quiet period after a "no", and a price increase that could be asked only less
+# than the minimum notice before a renewal moves to the renewal after.
+BILLING_CONSENT_WINDOW_DAYS = min(env_int("BILLING_CONSENT_WINDOW_DAYS", 30), 30)
+BILLING_CONSENT_REMINDER_DAYS = max(env_int("BILLING_CONSENT_REMINDER_DAYS", 7), 1)
+BILLING_CONSENT_QUIET_DAYS = max(env_int("BILLING_CONSENT_QUIET_DAYS", 7), 7)
+BILLING_PRICE_CHANGE_MIN_NOTICE_DAYS = env_int("BILLING_PRICE_CHANGE_MIN_NOTICE_DAYS", 7)
 # Webhooks: only Iamport's documented source IPs are accepted when the allow-list is on (production).
 IAMPORT_WEBHOOK_IP_ALLOWLIST_ENABLED = env_bool("IAMPORT_WEBHOOK_IP_ALLOWLIST_ENABLED", False)
 IAMPORT_WEBHOOK_IPS = env_list("IAMPORT_WEBHOOK_IPS", "52.78.100.19,52.78.48.223,52.78.5.241")

@@ -137,3 +137,23 @@ class SubscriptionPauseSerializer(InputSerializer):
         default=None,
         help_text="Pause from the next period for this many periods; null: until resumed.",
     )
+
+
+class ConsentRequestSerializer(serializers.Serializer):
+    """A consent question with its exact terms and its answer so far (pending until a decision)."""
+
+    id = serializers.IntegerField()
+    kind = serializers.CharField(help_text="trial_conversion or price_increase")
+    change_at = serializers.DateTimeField()
+    opens_at = serializers.DateTimeField()
+    amount_before = serializers.IntegerField(help_text="KRW, VAT included")
+    amount_after = serializers.IntegerField(help_text="KRW, VAT included")
+    card = serializers.CharField(source="card_label")
+    non_consent_action = serializers.CharField(help_text="price increases: cancel_at_period_end or keep_old_price")
+    terms_ko = serializers.CharField()
+    terms_en = serializers.CharField()
+    outcome = serializers.CharField(help_text="pending, granted, refused or expired")
+
+
+class ConsentDecideSerializer(InputSerializer):
+    decision = serializers.ChoiceField(choices=["granted", "refused"], help_text="No default: silence is not consent.")

@@ -17,6 +17,12 @@ urlpatterns = [
         "subscriptions/<int:pk>/change-plan", views.SubscriptionChangePlanApi.as_view(), name="subscription-change-plan"
     ),
     path("subscriptions/<int:pk>/cancel", views.SubscriptionCancelApi.as_view(), name="subscription-cancel"),
+    path("subscriptions/<int:pk>/consents", views.SubscriptionConsentListApi.as_view(), name="subscription-consents"),
+    path(
+        "subscriptions/<int:pk>/consents/<int:consent_id>",
+        views.SubscriptionConsentDecideApi.as_view(),
+        name="subscription-consent-decide",
+    ),
     path("subscriptions/<int:pk>/resume", views.SubscriptionResumeApi.as_view(), name="subscription-resume"),
     path("subscriptions/<int:pk>/pause", views.SubscriptionPauseApi.as_view(), name="subscription-pause"),
 ]

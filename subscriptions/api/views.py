@@ -27,6 +27,8 @@ from billing.services.customers import customer_get_or_create
 from subscriptions import selectors
 from subscriptions.api.errors import BillingKeyInUseError
 from subscriptions.api.serializers import (
+    ConsentDecideSerializer,
+    ConsentRequestSerializer,
     PlanChangePreviewSerializer,
     PlanChangeSerializer,
     PlanSerializer,
@@ -35,7 +37,8 @@ from subscriptions.api.serializers import (
     SubscriptionPauseSerializer,
     SubscriptionSerializer,
 )
-from subscriptions.models import Subscription, SubscriptionAgreement
+from subscriptions.models import ConsentDecision, Subscription, SubscriptionAgreement
+from subscriptions.services.consent import Answerer, consent_decide, consent_outcome
 from subscriptions.services.lifecycle import (
     subscription_cancel,
     subscription_create,
@@ -322,6 +325,60 @@ class SubscriptionCancelApi(APIView):
             actor=request.user,
         )
         return Response(SubscriptionSerializer(subscription).data)
+
+
+class SubscriptionConsentListApi(APIView):
+    @extend_schema(
+        tags=["subscriptions"],
+        operation_id="subscription_consents",
+        summary="The consent questions of a subscription (trial conversion, price increase) with their answers",
+        responses={200: ConsentRequestSerializer(many=True), **error_responses(NOT_YOURS)},
+    )
+    def get(self, request, pk: int):
+        subscription = _subscription_or_404(request, pk)
+        return Response(ConsentRequestSerializer(_consent_objects(subscription), many=True).data)
+
+
+def _consent_objects(subscription: Subscription) -> list:
+    requests = list(subscription.consent_requests.order_by("change_at", "id"))
+    for request in requests:
+        request.outcome = consent_outcome(request)
+    return requests
+
+
+class SubscriptionConsentDecideApi(APIView):
+    @extend_schema(
+        tags=["subscriptions"],
+        operation_id="subscription_consent_decide",
+        summary="Answer a consent question: granted or refused (recorded with IP, user agent and the terms)",
+        request=ConsentDecideSerializer,
+        examples=[OpenApiExample("Yes", value={"decision": "granted"}, request_only=True)],
+        responses={
+            200: ConsentRequestSerializer,
+            **error_responses({400: "validation_error", **NOT_YOURS, 409: "consent_not_open, consent_closed"}),
+        },
+    )
+    def post(self, request, pk: int, consent_id: int):
+        subscription = _subscription_or_404(request, pk)
+        consent = subscription.consent_requests.filter(pk=consent_id).first()
+        if consent is None:
+            raise NotFound()
+        body = validated_body(ConsentDecideSerializer, request)
+        consent_decide(
+            request_id=consent.pk,
+            outcome=body["decision"],
+            answerer=Answerer(
+                channel=ConsentDecision.Channel.API,
+                actor=request.user,
+                ip_address=request.META.get("REMOTE_ADDR"),
+                user_agent=request.META.get("HTTP_USER_AGENT", ""),
+                language="en" if (request.LANGUAGE_CODE or "ko").startswith("en") else "ko",
+            ),
+            now=clock.now(),
+            customer_id=subscription.customer_id,
+        )
+        consent.outcome = consent_outcome(consent)
+        return Response(ConsentRequestSerializer(consent).data)
 
 
 class SubscriptionResumeApi(APIView):

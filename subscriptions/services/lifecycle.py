@@ -1,7 +1,8 @@
 """Subscribe, renew, cancel, resume, pause: the subscription lifecycle.
 
 incomplete --paid--> active --period end--> (renewal invoice) active | past_due --dunning--> canceled | unpaid
-trialing --trial end--> first invoice --> active | past_due
+trialing --trial end, consent granted--> first invoice --> active | past_due
+trialing --trial end, refused or no answer--> canceled, nothing charged (subscriptions/services/consent.py)
 active --pause from next period--> paused --resume / N periods--> active
 A subscription is active only once money moved; `incomplete` expires after 23 hours without payment.
 """
@@ -23,6 +24,7 @@ from subscriptions.errors import AlreadySubscribedError, PlanNotAvailableError, 
 from subscriptions.models import Plan, Subscription, SubscriptionInvoice
 from subscriptions.periods import bounds
 from subscriptions.selectors import subscription_locked as locked
+from subscriptions.services.consent import trial_consent_request_create
 from subscriptions.services.notices import trial_notice_due_at
 from subscriptions.services.policies import AgreementInput, agreement_record
 from subscriptions.services.renewals import charge_invoice, period_invoice, start_period
@@ -66,6 +68,8 @@ def subscription_create(
                 next_event_at=trial_notice_due_at(trial_end, now),
                 created_at=now,
             )
+            # Asked separately from this sign-up; without a "yes" the trial ends uncharged.
+            trial_consent_request_create(subscription=subscription, now=now)
         else:
             start, end = bounds(anchor=now, plan=plan, index=0)
             subscription = Subscription.objects.create(

@@ -37,6 +37,7 @@ from billing.services.invoices import (
 from billing.services.payments import payment_attempts_create, payment_charge, payments_charge
 from subscriptions.models import Plan, Subscription, SubscriptionInvoice
 from subscriptions.periods import bounds, index_at
+from subscriptions.services import consent
 from subscriptions.services.notices import trial_notice_step
 from subscriptions.services.status import set_status, subscription_end
 
@@ -153,10 +154,12 @@ def subscriptions_renew(
         claimed = {
             sub.pk: sub
             for sub in Subscription.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("plan", "customer")
+            .select_related("plan", "customer", "price_version")
             .filter(pk__in=subscription_ids)
             .order_by("pk")
         }
+        # Price versions of the batch's plans, read once, so a batch costs the same statements at any size.
+        versions = consent.price_versions_by_plan(plan_ids={sub.plan_id for sub in claimed.values()})
         starting = []
         for subscription_id in subscription_ids:
             sub = claimed.get(subscription_id)
@@ -165,7 +168,7 @@ def subscriptions_renew(
             elif sub.next_event_at is None or sub.next_event_at > now:
                 outcomes[subscription_id] = RenewalOutcome.NOT_DUE
             else:
-                step = _advance(sub, now)
+                step = _advance(sub, now, versions)
                 if isinstance(step, _StartPeriod):
                     starting.append((sub, step.kind))
                 else:
@@ -190,18 +193,23 @@ def subscription_renew(*, subscription_id: int, now: dt.datetime, gateway=None) 
     return subscriptions_renew(subscription_ids=[subscription_id], now=now, gateway=gateway)[subscription_id]
 
 
-def _advance(sub: Subscription, now: dt.datetime) -> RenewalOutcome | _StartPeriod:
+def _advance(sub: Subscription, now: dt.datetime, versions: dict) -> RenewalOutcome | _StartPeriod:
     """What a due subscription does next. Every case but a new period is written here, one row at a time;
     a new period is returned so the caller can open all of a batch's periods together."""
     if sub.status == S.INCOMPLETE:
         return _expire_incomplete(sub, now)
     if sub.status == S.TRIALING:
-        notice_step = trial_notice_step(sub, now)  # the 7-day rule (subscriptions/services/notices.py)
-        if notice_step is not None:
-            return RenewalOutcome(notice_step)
         if sub.cancel_at_period_end:
             subscription_end(sub, now, at=sub.trial_end, reason="canceled_at_period_end")
             return RenewalOutcome.ENDED
+        # At the trial's end, no "yes" ends it uncharged (전자상거래법 §13 ⑥, subscriptions/services/consent.py);
+        # nothing is charged then, so the 7-day notice no longer matters.
+        if now >= sub.trial_end and not consent.trial_conversion_at_end(sub, now):
+            return RenewalOutcome.ENDED
+        # The 7-day notice must have reached the subscriber before the first charge (subscriptions/services/notices.py).
+        notice_step = trial_notice_step(sub, now)
+        if notice_step is not None:
+            return RenewalOutcome(notice_step)
         return _StartPeriod("first")
     if sub.status == S.PAUSED:
         if sub.resume_at is not None and now >= sub.resume_at:
@@ -230,6 +238,8 @@ def _advance(sub: Subscription, now: dt.datetime) -> RenewalOutcome | _StartPeri
         )
         sub.plan = sub.pending_plan
         sub.pending_plan = None
+    elif sub.plan_id in versions and not consent.price_at_renewal(sub, now, versions[sub.plan_id]):
+        return RenewalOutcome.ENDED  # an increase without consent ends here (전자상거래법 §13 ⑥)
     return _StartPeriod("renewal")
 
 
@@ -342,7 +352,7 @@ def period_invoices(*, requests: Sequence[PeriodRequest], now: dt.datetime) -> l
                 customer=request.subscription.customer,
                 kind=_invoice_kind(request.kind),
                 description=plan_label(request.plan),
-                lines=[_plan_line(request.plan, start, end)],
+                lines=[_plan_line(request, start, end)],
                 period_start=start,
                 period_end=end,
                 next_attempt_at=retry_at,
@@ -372,11 +382,13 @@ def _invoice_kind(kind: str) -> str:
     return Invoice.Kind.SUBSCRIPTION_CREATE if kind == "first" else Invoice.Kind.RENEWAL
 
 
-def _plan_line(plan: Plan, start: dt.datetime, end: dt.datetime) -> LineSpec:
+def _plan_line(request: PeriodRequest, start: dt.datetime, end: dt.datetime) -> LineSpec:
+    plan = request.plan
+    amount, tax_free_amount = consent.period_price(request.subscription, plan)  # a consented price version
     return LineSpec(
         description=f"{plan.name_ko} / {plan.name_en}",
-        amount=plan.amount,
-        tax_free_amount=plan.tax_free_amount,
+        amount=amount,
+        tax_free_amount=tax_free_amount,
         period_start=start,
         period_end=end,
         details={"plan": plan.code},
@@ -404,7 +416,7 @@ def _period_invoice_with_credit(request: PeriodRequest, start, end, now: dt.date
             customer=request.subscription.customer,
             kind=_invoice_kind(request.kind),
             description=plan_label(request.plan),
-            lines=[_plan_line(request.plan, start, end)],
+            lines=[_plan_line(request, start, end)],
             now=now,
             period_start=start,
             period_end=end,

@@ -1,4 +1,5 @@
-"""One billing run as of `now`: reconciliation (charges and refunds), renewals, dunning retries. Safe to run twice."""
+"""One billing run as of `now`: consent questions, reconciliation (charges and refunds), renewals, dunning
+retries. Safe to run twice."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ from django.conf import settings
 from billing.services.payments import payments_reconcile_unsettled
 from billing.services.refunds import refunds_reconcile_unsettled
 from notices.services import notices_send_due
+from subscriptions.services.consent import consents_ask_due
 from subscriptions.services.dunning import invoices_retry, invoices_retry_due
 from subscriptions.services.renewals import subscriptions_due, subscriptions_renew
 
 
 def billing_run(*, now: dt.datetime, gateway=None) -> dict[str, dict[str, int]]:
-    """Synchronous: used by `manage.py billing_run`, the test clock and tests. Beat runs the same three
+    """Synchronous: used by `manage.py billing_run`, the test clock and tests. Beat runs the same four
     sweeps as separate tasks that fan out one task per batch of subscriptions or invoices."""
+    consents = consents_ask_due(now=now)  # before renewals: a question due now is asked before any change
     reconciled = payments_reconcile_unsettled(now=now, gateway=gateway)
     refunds = refunds_reconcile_unsettled(now=now, gateway=gateway)
     notices = notices_send_due(now=now)  # delivery reports first: a trial's conversion reads them
@@ -33,6 +36,7 @@ def billing_run(*, now: dt.datetime, gateway=None) -> dict[str, dict[str, int]]:
         "renewals": dict(renewals),
         "retries": dict(retries),
         "notices": notices,
+        "consents": consents,
     }
 
 

@@ -4,6 +4,7 @@ here until it has a case (and a body serializer built on billing.api.inputs.Inpu
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -15,6 +16,7 @@ from rest_framework.views import APIView
 
 from billing import clock
 from billing.models import PaymentAttempt
+from subscriptions.models import ConsentRequest
 from subscriptions.services.lifecycle import subscription_cancel
 from tests.api.conftest import error_of
 from tests.factories import UserFactory
@@ -57,6 +59,26 @@ def _sub(world):
     return {"pk": world.member.subscription.pk}
 
 
+def _ask_consent(world):
+    now = clock.now()
+    ConsentRequest.objects.create(
+        kind="price_increase",
+        subscription=world.member.subscription,
+        change_at=now + dt.timedelta(days=10),
+        opens_at=now - dt.timedelta(hours=1),
+        amount_before=9_900,
+        amount_after=11_000,
+        terms_ko="요금이 오릅니다.",
+        terms_en="The price goes up.",
+        created_at=now,
+    )
+
+
+def _consent(world):
+    request = ConsentRequest.objects.get(subscription=world.member.subscription)
+    return {"pk": world.member.subscription.pk, "consent_id": request.pk}
+
+
 def _schedule_cancel(world):
     subscription_cancel(subscription=world.member.subscription, now=clock.now(), at_period_end=True)
 
@@ -75,6 +97,9 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "subscription-cancel"): Case("member", {"at_period_end": False}, kwargs=_sub),
     ("POST", "subscription-resume"): Case("member", kwargs=_sub, before=_schedule_cancel),
     ("POST", "subscription-pause"): Case("member", {"periods": 3}, kwargs=_sub),
+    ("POST", "subscription-consent-decide"): Case(
+        "member", {"decision": "granted"}, kwargs=_consent, before=_ask_consent
+    ),
     ("POST", "payment-refunds"): Case(
         "staff", {"amount": 1_000, "reason": "goodwill"}, status=201, kwargs=lambda world: {"pk": world.payment.pk}
     ),

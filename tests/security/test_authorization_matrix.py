@@ -82,6 +82,16 @@ WEB = [
     # staff have no card; each is sent back to the checkout page with a message.
     Case("subscribe/<slug:code>/", "POST", "/subscribe/pro/", signed_in(302), {"agree": "yes"}),
     Case("account/", "GET", "/account/", signed_in(200)),
+    # Answering a consent question: only the owner's own questions (none here: 404 for everyone signed in).
+    Case(
+        "account/consent/<int:request_id>/",
+        "POST",
+        "/account/consent/999999/",
+        expect(LOGIN, 404, 404, 404, 404),
+        {"answer": "yes"},
+    ),
+    # An email link needs no log-in; without a valid signed token it is a 400 page for everyone.
+    Case("consent/", "GET", "/consent/?t=forged", public(400)),
     Case("account/card/", "GET", "/account/card/", signed_in(200)),
     Case("account/card/prepare", "POST", "/account/card/prepare", signed_in(200)),
     # Confirming the owner's customer_uid: only the owner (idempotent re-confirm); nobody else learns it exists.
@@ -175,6 +185,14 @@ API = [
         "/api/subscriptions/{sub}/cancel",
         api_owner_only(200),
         {"at_period_end": True},
+    ),
+    Case("api/subscriptions/<int:pk>/consents", "GET", "/api/subscriptions/{sub}/consents", api_owner_only(200)),
+    Case(
+        "api/subscriptions/<int:pk>/consents/<int:consent_id>",
+        "POST",
+        "/api/subscriptions/{sub}/consents/999999",
+        api_owner_only(404),
+        {"decision": "granted"},
     ),
     # The finance report (no subscriber data in it, only sums): staff only.
     Case("api/finance/reports", "GET", "/api/finance/reports", expect(401, 403, 403, 200, 200)),

@@ -39,3 +39,17 @@ def deliver_webhooks(sandbox, gateway, now, seen: set) -> None:
 
 def paid_invoices(sub):
     return list(Invoice.objects.filter(subscription_link__subscription=sub, status="paid").order_by("period_start"))
+
+
+def grant_consent(sub, now, *, kind="trial_conversion"):
+    """The subscriber says yes on the account page (subscriptions/services/consent.py)."""
+    from subscriptions.models import ConsentDecision, ConsentRequest
+    from subscriptions.services.consent import Answerer, consent_decide
+
+    request = ConsentRequest.objects.filter(subscription=sub, kind=kind).latest("created_at")
+    return consent_decide(
+        request_id=request.pk,
+        outcome=ConsentDecision.Outcome.GRANTED,
+        answerer=Answerer(channel=ConsentDecision.Channel.WEB, ip_address="127.0.0.1", user_agent="pytest"),
+        now=now,
+    )

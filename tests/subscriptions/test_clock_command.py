@@ -160,7 +160,7 @@ def test_billing_run_prints_what_it_did_as_json(sandbox, gateway):
     header, _, body = output.partition("\n")
     assert header.startswith("billing run at ")
     result = json.loads(body)
-    assert set(result) == {"reconciled", "refunds", "notices", "renewals", "retries"}
+    assert set(result) == {"consents", "reconciled", "refunds", "notices", "renewals", "retries"}
     assert result["renewals"] == {"renewed:succeeded": 1}
     assert result["reconciled"]["checked"] == 0
     assert renewals(subscription)[0].status == Invoice.Status.PAID

@@ -25,7 +25,7 @@ from tests.factories import (
     make_customer,
     register_card,
 )
-from tests.subscriptions.lifecycle_helpers import KST, T0, S, committed, paid_invoices
+from tests.subscriptions.lifecycle_helpers import KST, T0, S, committed, grant_consent, paid_invoices
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("strategy", "_after_commit_runs")]
 
@@ -71,16 +71,22 @@ def test_subscribe_is_refused_without_a_card_or_twice(sandbox, gateway, plan):
     assert Subscription.objects.filter(customer=customer).count() == 1
 
 
-def test_trial_charges_nothing_until_it_ends_and_sends_a_notice_seven_days_before(subscribe, run, sandbox, gateway):
+def test_consented_trial_charges_nothing_until_it_ends_and_sends_a_notice_seven_days_before(
+    subscribe, run, sandbox, gateway
+):
     trial_plan = PlanFactory(code="trial", amount=29_900, trial_days=14)
     sub = subscribe(gateway, trial_plan)
     assert sub.status == S.TRIALING and sandbox.payments() == []
 
+    def trial_notices():
+        return [m.subject for m in mail.outbox if "체험" in m.subject and "동의" not in m.subject]
+
     run(gateway, T0 + dt.timedelta(days=6, hours=23))
-    assert not [m.subject for m in mail.outbox if "체험" in m.subject]
+    assert not trial_notices()
     run(gateway, T0 + dt.timedelta(days=7, minutes=1))
-    assert [m.subject for m in mail.outbox if "체험" in m.subject]
+    assert trial_notices()
     assert sandbox.payments() == []
+    grant_consent(sub, T0 + dt.timedelta(days=12))
 
     run(gateway, T0 + dt.timedelta(days=14, minutes=1))
     sub.refresh_from_db()

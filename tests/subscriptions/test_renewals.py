@@ -23,6 +23,7 @@ from subscriptions.services.lifecycle import subscription_create
 from subscriptions.services.renewals import subscription_renew, subscriptions_renew
 from tests.factories import GOOD_CARD, PlanFactory, make_customer, register_card
 from tests.reliability.conftest import run_in_threads
+from tests.subscriptions.lifecycle_helpers import grant_consent
 
 pytestmark = pytest.mark.django_db
 KST = ZoneInfo("Asia/Seoul")
@@ -106,9 +107,13 @@ def test_each_subscription_of_a_mixed_batch_ends_as_it_would_alone(
     trialing = subscribe(on_plan=trial_plan)
     with django_capture_on_commit_callbacks(execute=True):  # its 7-day notice, by email (no phone): sent at once
         assert subscription_renew(subscription_id=trialing.pk, now=T0, gateway=gateway) == "trial_notice"
+    grant_consent(trialing, T0 + dt.timedelta(days=1))
+    unanswered = subscribe(on_plan=trial_plan)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert subscription_renew(subscription_id=unanswered.pk, now=T0, gateway=gateway) == "trial_notice"
     not_due = subscribe()
     Subscription.objects.filter(pk=not_due.pk).update(next_event_at=RENEW_AT + dt.timedelta(days=1))
-    batch = [renewing, declined, canceling, pausing, downgrading, with_credit, trialing, not_due]
+    batch = [renewing, declined, canceling, pausing, downgrading, with_credit, trialing, unanswered, not_due]
 
     outcomes = subscriptions_renew(subscription_ids=[s.pk for s in batch], now=RENEW_AT, gateway=gateway)
 
@@ -120,6 +125,7 @@ def test_each_subscription_of_a_mixed_batch_ends_as_it_would_alone(
         downgrading.pk: "renewed:succeeded",
         with_credit.pk: "renewed:succeeded",
         trialing.pk: "renewed:succeeded",
+        unanswered.pk: "ended",
         not_due.pk: "not_due",
     }
     for sub in batch:
@@ -135,6 +141,8 @@ def test_each_subscription_of_a_mixed_batch_ends_as_it_would_alone(
     assert trialing.status == S.ACTIVE and trialing.current_period_index == 0
     first = Invoice.objects.get(subscription_link__subscription=trialing, kind=Invoice.Kind.SUBSCRIPTION_CREATE)
     assert (first.status, first.total) == (Invoice.Status.PAID, 4_900)
+    assert (unanswered.status, unanswered.end_reason) == (S.CANCELED, "trial_consent_missing")
+    assert not Invoice.objects.filter(subscription_link__subscription=unanswered).exists()
     assert not_due.current_period_index == 0
     paid_once = [renewing, downgrading, with_credit]
     assert [charges_at_iamport(sandbox, sub) for sub in paid_once] == [2, 2, 2]

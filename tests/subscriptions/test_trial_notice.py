@@ -12,7 +12,7 @@ from billing.models import AuditLog
 from notices.models import Contact, Notice, NoticeDelivery
 from subscriptions.services.notices import trial_notice_key
 from tests.factories import PlanFactory
-from tests.subscriptions.lifecycle_helpers import T0, S
+from tests.subscriptions.lifecycle_helpers import T0, S, grant_consent
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("strategy", "_after_commit_runs")]
 PHONE = "01012345678"
@@ -32,6 +32,7 @@ def test_a_14_day_trial_notice_goes_out_on_day_7_by_alimtalk_and_the_charge_wait
 ):
     trial = PlanFactory(code="trial", amount=29_900, trial_days=14)
     sub = subscribe(gateway, trial)
+    grant_consent(sub, T0 + dt.timedelta(days=1))  # the conversion is agreed to: these tests are about the notice
     _with_phone(sub)
 
     run(gateway, T0 + dt.timedelta(days=6, hours=23, minutes=59))
@@ -57,6 +58,7 @@ def test_a_14_day_trial_notice_goes_out_on_day_7_by_alimtalk_and_the_charge_wait
 def test_a_failed_alimtalk_falls_back_to_sms_and_the_trial_converts_on_time(subscribe, run, sandbox, gateway, notify):
     trial = PlanFactory(code="trial", amount=29_900, trial_days=14)
     sub = subscribe(gateway, trial)
+    grant_consent(sub, T0 + dt.timedelta(days=1))  # the conversion is agreed to: these tests are about the notice
     _with_phone(sub)
     notify.fault("undeliverable", type="ATA")  # not a KakaoTalk user
 
@@ -81,6 +83,7 @@ def test_a_failed_alimtalk_falls_back_to_sms_and_the_trial_converts_on_time(subs
 def test_a_late_notice_moves_the_conversion_to_7_days_after_delivery(subscribe, run, sandbox, gateway, notify):
     trial = PlanFactory(code="trial", amount=29_900, trial_days=14)
     sub = subscribe(gateway, trial)
+    grant_consent(sub, T0 + dt.timedelta(days=1))  # the conversion is agreed to: these tests are about the notice
     _with_phone(sub)
     notify.fault("pending", type="ATA", times=2)  # the carrier reports nothing for two polls
 
@@ -106,6 +109,7 @@ def test_an_email_only_subscriber_is_charged_under_the_email_rule_and_the_fallba
 ):
     trial = PlanFactory(code="trial", amount=29_900, trial_days=14)
     sub = subscribe(gateway, trial)  # no phone number
+    grant_consent(sub, T0 + dt.timedelta(days=1))  # the conversion is agreed to: these tests are about the notice
 
     run(gateway, T0 + dt.timedelta(days=7))
     assert [m.to for m in mail.outbox if "체험" in m.subject] == [[sub.customer.email]]
@@ -129,6 +133,7 @@ def test_no_delivered_notice_under_the_cancel_rule_ends_the_trial_without_a_char
     settings.NOTICE_REQUIRED_FALLBACK = "cancel"
     trial = PlanFactory(code="trial", amount=29_900, trial_days=14)
     sub = subscribe(gateway, trial)
+    grant_consent(sub, T0 + dt.timedelta(days=1))  # the conversion is agreed to: these tests are about the notice
     _with_phone(sub)
     notify.fault("undeliverable", to=PHONE, times=2)  # neither 알림톡 nor SMS reaches the phone
 
