@@ -34,7 +34,7 @@ def webhook_process_task(self, event_id: int, reprocess: bool = False) -> None:
 
 @shared_task(ignore_result=True)
 def events_dispatch_task() -> dict:
-    """After a commit that recorded events, and every 30 s from beat: number the new events, then hand every
+    """After a commit that recorded events, and every minute from beat: number the new events, then hand every
     endpoint with due deliveries to its own task."""
     now = clock.now()
     sequenced = events_sequence(now=now)

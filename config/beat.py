@@ -9,7 +9,7 @@ JOBS = [
     ("subscriptions: retry due invoices (dunning)", "subscriptions.tasks.invoices_retry_due_task", 60),
     ("billing: reconcile unsettled payments (janitor)", "billing.tasks.payments_reconcile_unsettled_task", 180),
     # Outgoing events whose after-commit dispatch was lost (a crash, the broker away) and retries that are due.
-    ("billing: deliver due events", "billing.tasks.events_dispatch_task", 30),
+    ("billing: deliver due events", "billing.tasks.events_dispatch_task", 60),
     ("billing: forget expired idempotency keys", "billing.tasks.idempotency_records_expire_task", 3600),
 ]
 

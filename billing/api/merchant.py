@@ -78,9 +78,9 @@ class CustomerCreateSerializer(InputSerializer):
     external_id = serializers.CharField(
         max_length=100, required=False, allow_null=True, default=None, help_text="Your own id for this user; unique."
     )
-    email = serializers.EmailField(required=False, allow_blank=True, default="")
-    name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
-    preferred_language = serializers.ChoiceField(choices=LANGUAGES, default="ko")
+    email = serializers.EmailField(required=False, allow_blank=True)
+    name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    preferred_language = serializers.ChoiceField(choices=LANGUAGES, required=False)
 
 
 class CustomerUpdateSerializer(InputSerializer):

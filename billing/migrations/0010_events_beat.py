@@ -4,7 +4,7 @@ idempotency keys; both are sweeps over "everything due as of now"."""
 from django.db import migrations
 
 JOBS = [
-    ("billing: deliver due events", "billing.tasks.events_dispatch_task", 30),
+    ("billing: deliver due events", "billing.tasks.events_dispatch_task", 60),
     ("billing: forget expired idempotency keys", "billing.tasks.idempotency_records_expire_task", 3600),
 ]
 

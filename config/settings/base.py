@@ -218,7 +218,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Subscriptions, billing keys, invoices, payments and refunds on Iamport (PortOne V1).",
     # The API version: a changed schema needs a new one (docs/openapi.json, checked by make lint:
     # billing/api/schema_check.py). 2: JSON-only bodies, unknown keys refused, Bearer auth, reads by id or code.
-    "VERSION": "4",
+    # 5: server keys, the merchant's customers and the event feed, Idempotency-Key declared on every POST.
+    "VERSION": "5",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -229,6 +230,10 @@ SPECTACULAR_SETTINGS = {
         "PaymentStatusEnum": "billing.models.PaymentAttempt.Status",
         "SubscriptionStatusEnum": "subscriptions.models.Subscription.Status",
     },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "billing.api.schema.declare_idempotency_key",
+    ],
 }
 
 # --- Celery ---------------------------------------------------------------------------------------
