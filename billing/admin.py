@@ -15,7 +15,10 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from billing import clock
+from billing import (
+    admin_integration,  # noqa: F401 (server keys, event endpoints and deliveries)
+    clock,
+)
 from billing.admin_views import refund_view
 from billing.gateway.errors import GatewayError
 from billing.models import (

@@ -130,3 +130,41 @@ class ReconciliationNotSupportedError(ApplicationError):
         "The daily reconciliation reads Iamport V1's payment listing; it is not available while PortOne V2 is"
         " the gateway (BILLING_GATEWAY=portone_v2)."
     )
+
+
+# --- the merchant's integration (server keys, idempotent writes) --------------------------------------------
+
+
+class ExternalIdTakenError(ApplicationError):
+    code = "external_id_taken"
+    status_code = 409
+    default_message = _(
+        "Another customer already has this external_id. Retrieve it with GET /api/customers?external_id=."
+    )
+
+
+class ScopeMissingError(ApplicationError):
+    code = "scope_missing"
+    status_code = 403
+    default_message = _("This server key lacks the scope this request needs.")
+
+
+class IdempotencyKeyReusedError(ApplicationError):
+    code = "idempotency_key_reused"
+    status_code = 422
+    default_message = _(
+        "This Idempotency-Key was used with a different request (method, path or body). "
+        "Use a new key for a new request."
+    )
+
+
+class IdempotencyKeyInUseError(ApplicationError):
+    code = "idempotency_key_in_use"
+    status_code = 409
+    default_message = _("A request with this Idempotency-Key is still running. Retry after it has finished.")
+
+
+class IdempotencyKeyInvalidError(ApplicationError):
+    code = "idempotency_key_invalid"
+    status_code = 400
+    default_message = _("An Idempotency-Key is 1 to 255 printable ASCII characters, such as a UUID.")

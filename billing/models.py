@@ -11,6 +11,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from rest_framework_api_key.crypto import KeyGenerator
+from rest_framework_api_key.models import AbstractAPIKey, APIKeyManager
 
 
 class Customer(models.Model):
@@ -22,6 +24,8 @@ class Customer(models.Model):
     # Credit carried from an interval change whose unused time exceeded the new price; spent on the next invoices.
     credit_balance = models.PositiveBigIntegerField(default=0)
     preferred_language = models.CharField(max_length=8, default="ko")
+    # The merchant's own id for this user (its database key), set when its backend creates the customer.
+    external_id = models.CharField(max_length=100, null=True, blank=True, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -499,3 +503,150 @@ class ReconciliationRow(models.Model):
     def key(self) -> str:
         """What identifies the same difference across reruns of a day."""
         return f"{self.kind}:{self.imp_uid or self.merchant_uid}"
+
+
+# --- the merchant's integration: server keys, idempotent writes, outgoing events ---------------------------
+
+API_KEY_PREFIX = "sk_"
+
+
+class _ServerKeyGenerator(KeyGenerator):
+    """`sk_<8>.<32>`: the `sk_` start tells a server key from a subscriber token (40 hex characters) in the same
+    `Authorization: Bearer` header (billing/api/keys.py)."""
+
+    def get_prefix(self) -> str:
+        return API_KEY_PREFIX + super().get_prefix()
+
+
+class MerchantApiKeyManager(APIKeyManager):
+    key_generator = _ServerKeyGenerator()
+
+
+class MerchantApiKey(AbstractAPIKey):
+    """A secret key of the merchant's backend: stored hashed (SHA-512, djangorestframework-api-key), shown once
+    when created in the admin, refused at once when revoked or expired."""
+
+    class Scope(models.TextChoices):
+        READ = "read", _("read")
+        WRITE = "write", _("write (customers, subscriptions, cards)")
+        REFUNDS = "refunds", _("refunds")
+
+    objects = MerchantApiKeyManager()
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    scopes = models.JSONField(default=list, help_text=_("read, write, refunds"))
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = _("server API key")
+        verbose_name_plural = _("server API keys")
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to a POST with an Idempotency-Key, per key holder, replayed for 24 hours
+    (billing/services/idempotency.py)."""
+
+    class State(models.TextChoices):
+        IN_PROGRESS = "in_progress", _("in progress")
+        COMPLETED = "completed", _("completed")
+
+    owner = models.CharField(max_length=64)  # "key:<prefix>" or "user:<id>"
+    key = models.CharField(max_length=255)
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.IN_PROGRESS)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    content_type = models.CharField(max_length=100, blank=True)
+    response_body = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        verbose_name = _("idempotency key")
+        verbose_name_plural = _("idempotency keys")
+        constraints = [models.UniqueConstraint(fields=["owner", "key"], name="idempotency_one_per_owner_and_key")]
+
+    def __str__(self) -> str:
+        return f"{self.owner} {self.key} ({self.state})"
+
+
+class Event(models.Model):
+    """The outbox: one append-only row per fact a merchant is told about, written in the transaction of the change
+    (billing/services/events.py). `sequence` is given after commit, in the order rows became visible, so the feed
+    (`GET /api/events?after=`) never skips a row that committed late."""
+
+    type = models.CharField(max_length=64, db_index=True)
+    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    object_type = models.CharField(max_length=32)
+    object_id = models.CharField(max_length=64)
+    data = models.JSONField(default=dict)
+    created_at = models.DateTimeField()
+    sequence = models.BigIntegerField(null=True, blank=True, unique=True)
+
+    class Meta:
+        verbose_name = _("event")
+        verbose_name_plural = _("events")
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["id"], condition=Q(sequence__isnull=True), name="event_unsequenced")]
+
+    def __str__(self) -> str:
+        return f"evt_{self.pk} {self.type}"
+
+
+class EventEndpoint(models.Model):
+    """A URL of the merchant that receives events, signed with its own secret (Standard Webhooks)."""
+
+    url = models.URLField(max_length=500)
+    description = models.CharField(max_length=200, blank=True)
+    secret = models.CharField(max_length=100, editable=False)  # whsec_<base64>
+    event_types = models.JSONField(default=list, blank=True, help_text=_("Empty: every event type."))
+    enabled = models.BooleanField(default=True)
+    failing_since = models.DateTimeField(null=True, blank=True, editable=False)
+    disabled_reason = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("event endpoint")
+        verbose_name_plural = _("event endpoints")
+
+    def __str__(self) -> str:
+        return self.url
+
+    def wants(self, event_type: str) -> bool:
+        return not self.event_types or event_type in self.event_types
+
+
+class EventDelivery(models.Model):
+    """One event to one endpoint: at least once, in sequence order per customer (and so per subscription)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("pending")
+        SUCCEEDED = "succeeded", _("succeeded")
+        FAILED = "failed", _("failed (gave up)")
+
+    endpoint = models.ForeignKey(EventEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="deliveries")
+    sequence = models.BigIntegerField()  # the event's, for ordering without a join
+    ordering_key = models.CharField(max_length=32)  # "customer:<id>": later events wait for this one
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=255, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("event delivery")
+        verbose_name_plural = _("event deliveries")
+        ordering = ["sequence"]
+        constraints = [models.UniqueConstraint(fields=["endpoint", "event"], name="delivery_one_per_endpoint_event")]
+        indexes = [
+            models.Index(
+                fields=["endpoint", "sequence"], condition=Q(status="pending"), name="delivery_pending_in_order"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"evt_{self.event_id} -> {self.endpoint_id} ({self.status})"

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
-from billing.models import BillingKey, Invoice, PaymentAttempt, Refund
+from billing.models import BillingKey, Customer, Event, Invoice, MerchantApiKey, PaymentAttempt, Refund
 
 KST = ZoneInfo("Asia/Seoul")
 
@@ -147,9 +147,13 @@ def billing_keys_for_user(*, user) -> QuerySet[BillingKey]:
 
 def invoices_for_user(*, user) -> QuerySet[Invoice]:
     """Finalized invoices (drafts are not bills yet), with the refunded total derived from the refund rows."""
+    return invoices_finalized().filter(customer__user=user)
+
+
+def invoices_finalized() -> QuerySet[Invoice]:
+    """Every customer's finalized invoices, newest first, with the refunded total derived from the refund rows."""
     return (
-        Invoice.objects.filter(customer__user=user)
-        .exclude(status=Invoice.Status.DRAFT)
+        Invoice.objects.exclude(status=Invoice.Status.DRAFT)
         .annotate(
             refunded_total=Sum(
                 "attempts__refunds__amount",
@@ -186,3 +190,49 @@ def refunds_for_payment(*, attempt: PaymentAttempt) -> QuerySet[Refund]:
 def refund_get(*, pk: int) -> Refund | None:
     """One refund row (any status, anyone's), with its payment attempt and the acting user: for staff lookups."""
     return Refund.objects.select_related("attempt", "actor").filter(pk=pk).first()
+
+
+# --- the merchant's reads (server keys) ---
+
+
+def server_key_from_secret(secret: str) -> MerchantApiKey | None:
+    """The usable (not revoked) key whose hash matches the secret; expiry is the caller's to check."""
+    try:
+        return MerchantApiKey.objects.get_from_key(secret)
+    except MerchantApiKey.DoesNotExist:
+        return None
+
+
+def customer_for_merchant(*, ref: str) -> Customer | None:
+    """A customer by kbilling id (`123`) or by the merchant's id (`ext:<external_id>`)."""
+    if ref.startswith("ext:"):
+        return Customer.objects.filter(external_id=ref[4:]).first()
+    if ref.isdigit():
+        return Customer.objects.filter(pk=int(ref)).first()
+    return None
+
+
+def customers_for_merchant(*, external_id: str | None = None) -> QuerySet[Customer]:
+    customers = Customer.objects.order_by("-id")
+    if external_id is not None:
+        customers = customers.filter(external_id=external_id)
+    return customers
+
+
+def billing_keys_for_customer(*, customer: Customer) -> QuerySet[BillingKey]:
+    return BillingKey.objects.filter(customer=customer, status=BillingKey.Status.ACTIVE).order_by(
+        "-is_default", "-created_at", "-id"
+    )
+
+
+def payments_for_customer(*, customer: Customer) -> QuerySet[PaymentAttempt]:
+    return payments_all().filter(invoice__customer=customer)
+
+
+def events_after(*, after: int, limit: int, types: list[str] | None = None) -> list[Event]:
+    """Sequenced events after the cursor, in sequence (commit) order: the feed. Run `events_sequence` first so the
+    newest committed events are numbered."""
+    events = Event.objects.filter(sequence__gt=after).select_related("customer").order_by("sequence")
+    if types:
+        events = events.filter(type__in=types)
+    return list(events[:limit])

@@ -10,6 +10,9 @@ JOBS = [
     ("notices: delivery reports and retries", "notices.tasks.notices_send_due_task", 60),
     ("subscriptions: ask for consent (trial end, price increase)", "subscriptions.tasks.consents_ask_due_task", 300),
     ("billing: reconcile unsettled payments (janitor)", "billing.tasks.payments_reconcile_unsettled_task", 180),
+    # Outgoing events whose after-commit dispatch was lost (a crash, the broker away) and retries that are due.
+    ("billing: deliver due events", "billing.tasks.events_dispatch_task", 60),
+    ("billing: forget expired idempotency keys", "billing.tasks.idempotency_records_expire_task", 3600),
 ]
 
 

@@ -57,6 +57,7 @@ DESCRIPTIONS = {
     404: "Not found (or not yours)",
     405: "Method not allowed",
     409: "Conflict with the current state",
+    422: "The Idempotency-Key was used for another request",
     429: "Too many requests",
     503: "Iamport unavailable; try again later",
 }
@@ -92,3 +93,43 @@ def unknown_field_example(field: str, suggestion: str) -> OpenApiExample:
         response_only=True,
         status_codes=["400"],
     )
+
+
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "maxLength": 255},
+    "description": (
+        "Any unique string (a UUID). The first response is kept 24 hours for you and replayed for the same request "
+        "(Idempotent-Replayed: true); the same key with another body is 422 idempotency_key_reused, and while the "
+        "first is running 409 idempotency_key_in_use. Recommended on every request that moves money."
+    ),
+}
+
+
+IDEMPOTENCY_ERRORS = {
+    "400": "idempotency_key_invalid",
+    "409": "idempotency_key_in_use",
+    "422": "idempotency_key_reused",
+}
+
+
+def declare_idempotency_key(result, generator, request, public):
+    """Every POST takes Idempotency-Key (billing/api/middleware.py): declare it, and the answers it can cause, on
+    each one."""
+    for item in result.get("paths", {}).values():
+        operation = item.get("post")
+        if operation is None:
+            continue
+        operation.setdefault("parameters", []).append(IDEMPOTENCY_KEY)
+        responses = operation.setdefault("responses", {})
+        for status, code in IDEMPOTENCY_ERRORS.items():
+            if status in responses:
+                responses[status]["description"] += f", {code}"
+            else:
+                responses[status] = {
+                    "description": f"{DESCRIPTIONS.get(int(status), 'Error')}: {code}",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                }
+    return result

@@ -2,7 +2,8 @@
 (docs/architecture.md#layers-and-import-direction).
 
 Every object is scoped to the requesting user: another subscriber's object answers 404, never 403.
-Refund endpoints are for staff; a subscriber must not even learn that someone else's payment exists.
+Refund endpoints are for staff and for a server key (read to list, refunds to refund); a subscriber must not even
+learn that someone else's payment exists.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from rest_framework.views import APIView
 from billing import clock, selectors
 from billing.api.errors import InvalidCredentialsError
 from billing.api.inputs import NoBodySerializer, validated_body
+from billing.api.keys import Scope, SubscriberOrServerKey, is_server_key, require_scope
 from billing.api.schema import AUTHENTICATED, PAGINATED, error_responses
 from billing.api.serializers import (
     AuthTokenCreateSerializer,
@@ -215,11 +217,19 @@ class PaymentDetailApi(RetrieveAPIView):
 
 # --- refunds (staff) ----------------------------------------------------------------------------------------
 
-STAFF_ERRORS = {**AUTHENTICATED, 403: "permission_denied", 404: "not_found"}
+STAFF_ERRORS = {
+    **AUTHENTICATED,
+    403: "permission_denied, scope_missing (a server key without the scope)",
+    404: "not_found",
+}
 
 
 def _refuse_unless_staff_with(request, permission: str, *, payment_pk: int) -> None:
     user = request.user
+    if is_server_key(user):
+        # The merchant's backend: any customer's payment, with the key's scope (refunds to make one).
+        require_scope(user, Scope.REFUNDS if permission == "billing.add_refund" else Scope.READ)
+        return
     if not user.is_staff:
         # A subscriber may see that refunds of their own payment are not theirs to make; of anyone else's
         # payment they learn nothing, not even that it exists.
@@ -239,6 +249,7 @@ def _payment_for_staff(request, pk: int, *, permission: str) -> PaymentAttempt:
 
 class PaymentRefundListCreateApi(GenericAPIView):
     serializer_class = StaffRefundSerializer
+    permission_classes = [SubscriberOrServerKey]
 
     @extend_schema(
         tags=["refunds (staff)"],
@@ -254,7 +265,7 @@ class PaymentRefundListCreateApi(GenericAPIView):
     @extend_schema(
         tags=["refunds (staff)"],
         operation_id="refund_create",
-        summary="Refund a payment, fully or partly (staff, billing.add_refund)",
+        summary="Refund a payment, fully or partly (staff with billing.add_refund, or a server key with refunds)",
         request=RefundCreateSerializer,
         examples=[
             OpenApiExample("Part of it", value={"amount": 5_000, "reason": "서비스 장애 보상"}, request_only=True),
@@ -299,6 +310,8 @@ class PaymentRefundListCreateApi(GenericAPIView):
 
 
 class RefundDetailApi(APIView):
+    permission_classes = [SubscriberOrServerKey]
+
     @extend_schema(
         tags=["refunds (staff)"],
         operation_id="refund_retrieve",

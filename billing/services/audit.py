@@ -1,4 +1,6 @@
-"""The audit log: one append-only row for every money or status change."""
+"""The audit log: one append-only row for every money or status change. Saving rows here is also what records
+the outgoing events they report, in the same transaction (billing/services/events.py): save audit rows only
+through `audit_record` and `audit_records`."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import datetime as dt
 from collections.abc import Iterable
 
 from billing.models import AuditLog, Customer
+from billing.services.events import events_from_audit
 
 
 def audit_entry(
@@ -24,7 +27,9 @@ def audit_entry(
     data: dict | None = None,
 ) -> AuditLog:
     """An unsaved audit row: `audit_record` saves one, `audit_records` saves many in one statement."""
-    if actor is not None and getattr(actor, "is_authenticated", False):
+    if getattr(actor, "is_server_key", False):  # a merchant's server key (billing/api/keys.py): no user row
+        actor_label, actor = actor.label, None
+    elif actor is not None and getattr(actor, "is_authenticated", False):
         actor_label = f"user:{actor.get_username()}"
     else:
         actor = None
@@ -48,6 +53,7 @@ def audit_record(**kwargs) -> AuditLog:
     """Append one audit row (keyword arguments as `audit_entry`)."""
     entry = audit_entry(**kwargs)
     entry.save(force_insert=True)
+    events_from_audit([entry])
     return entry
 
 
@@ -56,3 +62,4 @@ def audit_records(entries: Iterable[AuditLog]) -> None:
     entries = list(entries)
     if entries:
         AuditLog.objects.bulk_create(entries)
+        events_from_audit(entries)

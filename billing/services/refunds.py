@@ -90,7 +90,8 @@ def refund_create(
             tax_free_amount=split.tax_free,
             vat_amount=split.vat,
             reason=reason[:255],
-            actor=actor if getattr(actor, "is_authenticated", False) else None,
+            # A server key (billing/api/keys.py) has no user row: its audit rows name it instead.
+            actor=actor if _is_user(actor) else None,
             created_at=now,
         )
         checksum = attempt.amount - totals["refunded"]
@@ -315,3 +316,7 @@ def refunds_sync_from_gateway(
             )
             created += 1
     return created
+
+
+def _is_user(actor) -> bool:
+    return getattr(actor, "is_authenticated", False) and not getattr(actor, "is_server_key", False)

@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI served locally: /api/docs/ works without a CDN
     "django_celery_beat",
+    "rest_framework_api_key",
     "billing",
     "notices",
     "subscriptions",
@@ -81,6 +82,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # A request id on every response; every request with a server key audited (billing/api/middleware.py).
+    "billing.api.middleware.RequestAuditMiddleware",
+    # Idempotency-Key on POST /api/… (billing/services/idempotency.py).
+    "billing.api.middleware.IdempotencyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -181,6 +186,8 @@ MERCHANT_HOSTING_PROVIDER = env("MERCHANT_HOSTING_PROVIDER", "")  # 호스팅 �
 # --- Django REST framework ------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # A server key (Bearer sk_…) first: it is told apart by its prefix, so the subscriber token never sees one.
+        "billing.api.keys.ServerKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
         "billing.api.authentication.BearerTokenAuthentication",
     ],
@@ -188,7 +195,8 @@ REST_FRAMEWORK = {
     # type, so a generated client cannot send a form where null becomes the text "None".
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # A subscriber (session or token) by default; the merchant endpoints ask for a server key's scope instead.
+    "DEFAULT_PERMISSION_CLASSES": ["billing.api.keys.IsSubscriber"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
@@ -211,7 +219,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Subscriptions, billing keys, invoices, payments and refunds on Iamport (PortOne V1).",
     # The API version: a changed schema needs a new one (docs/openapi.json, checked by make lint:
     # billing/api/schema_check.py). 2: JSON-only bodies, unknown keys refused, Bearer auth, reads by id or code.
-    "VERSION": "4",
+    # 6: consents (4), server keys, the merchant's customers and the event feed, Idempotency-Key on every POST (5).
+    "VERSION": "6",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -222,6 +231,10 @@ SPECTACULAR_SETTINGS = {
         "PaymentStatusEnum": "billing.models.PaymentAttempt.Status",
         "SubscriptionStatusEnum": "subscriptions.models.Subscription.Status",
     },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "billing.api.schema.declare_idempotency_key",
+    ],
 }
 
 # --- Celery ---------------------------------------------------------------------------------------
@@ -303,8 +316,10 @@ PORTONE_SDK_URL = env("PORTONE_SDK_URL", "http://127.0.0.1:8089/v2/browser-sdk.j
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}},
+    # The request id of the API request a line was written in (billing/api/middleware.py), "-" outside one.
+    "filters": {"request_id": {"()": "billing.request_id.RequestIdFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
@@ -372,3 +387,13 @@ IAMPORT_WEBHOOK_IPS = env_list("IAMPORT_WEBHOOK_IPS", "52.78.100.19,52.78.48.223
 # at most 1000), and who is emailed when a run leaves anything unresolved (comma separated; empty: ADMINS).
 BILLING_RECONCILE_PAGE_SIZE = env_int("BILLING_RECONCILE_PAGE_SIZE", 1000)
 BILLING_OPERATOR_EMAILS = env_list("BILLING_OPERATOR_EMAILS", "")
+
+# Outgoing events (billing/services/events.py): how long a merchant's endpoint may take to answer one delivery.
+EVENT_DELIVERY_TIMEOUT = (
+    env_float("EVENT_DELIVERY_CONNECT_TIMEOUT", 3.0),
+    env_float("EVENT_DELIVERY_READ_TIMEOUT", 10.0),
+)
+# How long a link to the hosted pages (POST /api/customers/{id}/portal-sessions) can be used, once.
+PORTAL_SESSION_TTL_SECONDS = env_int("PORTAL_SESSION_TTL_SECONDS", 300)
+# Where a hosted page may send the user back to (scheme://host prefixes, comma-separated); empty allows none.
+PORTAL_RETURN_URL_ALLOWED = [u.strip() for u in env("PORTAL_RETURN_URL_ALLOWED", "").split(",") if u.strip()]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from billing.models import AuditLog
-from billing.services.audit import audit_entry
+from billing.services.audit import audit_entry, audit_records
 from subscriptions.models import Subscription
 
 
@@ -35,7 +35,7 @@ def set_status(subscription: Subscription, status: str, *, now: dt.datetime, rea
     """`status_change` for one subscription, its audit row saved at once. The caller saves the subscription."""
     entry = status_change(subscription, status, now=now, reason=reason, actor=actor)
     if entry is not None:
-        entry.save(force_insert=True)
+        audit_records([entry])  # saves it and the event it reports
 
 
 def subscription_end(sub: Subscription, now: dt.datetime, *, at: dt.datetime, reason: str, actor=None) -> None:

@@ -15,10 +15,11 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from rest_framework.views import APIView
 
 from billing import clock
-from billing.models import PaymentAttempt
+from billing.models import AuditLog, MerchantApiKey, PaymentAttempt
+from billing.services.api_keys import api_key_create
 from subscriptions.models import ConsentRequest
 from subscriptions.services.lifecycle import subscription_cancel
-from tests.api.conftest import error_of
+from tests.api.conftest import RecordingAPIClient, error_of
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -48,7 +49,7 @@ def _api_write_routes() -> list[tuple[str, str]]:
 class Case:
     """A request that succeeds (or answers a domain error, never validation_error) as is, from `who`."""
 
-    who: str  # anon | member | newcomer (a card, no subscription) | staff
+    who: str  # anon | member | newcomer (a card, no subscription) | staff | key (a server key, every scope)
     body: dict = field(default_factory=dict)
     status: int = 200
     kwargs: Callable = lambda world: {}
@@ -100,6 +101,10 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "subscription-consent-decide"): Case(
         "member", {"decision": "granted"}, kwargs=_consent, before=_ask_consent
     ),
+    ("POST", "customer-list"): Case("key", {"external_id": "user-1", "email": "a@example.com"}, status=201),
+    ("POST", "customer-detail"): Case(
+        "key", {"name": "민지"}, kwargs=lambda world: {"ref": str(world.member.customer.pk)}
+    ),
     ("POST", "payment-refunds"): Case(
         "staff", {"amount": 1_000, "reason": "goodwill"}, status=201, kwargs=lambda world: {"pk": world.payment.pk}
     ),
@@ -108,8 +113,21 @@ CASES: dict[tuple[str, str], Case] = {
 
 def _state(sandbox) -> tuple:
     """Every row of ours, and what Iamport holds: the before/after picture of "nothing changed"."""
-    models = [m for m in apps.get_models() if m._meta.app_label in {"billing", "subscriptions", "authtoken"}]
-    rows = tuple(django_serializers.serialize("json", m._default_manager.order_by("pk")) for m in models)
+    models = [
+        m
+        for m in apps.get_models()
+        if m._meta.app_label in {"billing", "subscriptions", "authtoken"} and m is not MerchantApiKey
+    ]
+    # A server key's request is audited and its last use noted whatever it answered: that is not the request's effect.
+    rows = tuple(
+        django_serializers.serialize(
+            "json",
+            m._default_manager.exclude(action="api_key.request")
+            if m is AuditLog
+            else m._default_manager.order_by("pk"),
+        )
+        for m in models
+    )
     return rows, repr(sandbox.payments()), repr(sandbox.customers())
 
 
@@ -133,6 +151,11 @@ def world(subscriber, staff_user, sandbox):
 def _client(world, who, anon, client_for):
     if who == "anon":
         return anon
+    if who == "key":
+        _key, secret = api_key_create(name="unknown-fields", scopes=["read", "write", "refunds"])
+        client = RecordingAPIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+        return client
     return client_for(world.staff if who == "staff" else getattr(world, who).user)
 
 

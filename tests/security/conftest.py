@@ -58,6 +58,7 @@ class World:
             "customer_uid": self.owner.billing_key.customer_uid,
             "invoice": self.owner.invoice.pk,
             "payment": self.owner.payment.pk,
+            "customer": self.owner.subscription.customer_id,
         }
 
 

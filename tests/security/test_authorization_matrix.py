@@ -123,6 +123,8 @@ def api_signed_in(status) -> dict:
     return expect(API_AUTH, status, status, status, status)
 
 
+SERVER_KEY_ONLY = expect(401, 401, 401, 401, 401)
+
 API = [
     Case("api/plans/", "GET", "/api/plans/", public(200)),
     Case("api/plans/<slug:code>", "GET", "/api/plans/pro", public(200)),
@@ -194,6 +196,15 @@ API = [
         api_owner_only(404),
         {"decision": "granted"},
     ),
+    # The merchant's API takes a server key only (tests/api/test_merchant.py): a session, even staff's, is refused.
+    Case("api/customers", "GET", "/api/customers", SERVER_KEY_ONLY),
+    Case("api/customers", "POST", "/api/customers", SERVER_KEY_ONLY, {"external_id": "matrix"}),
+    Case("api/customers/<str:ref>", "GET", "/api/customers/{customer}", SERVER_KEY_ONLY),
+    Case("api/customers/<str:ref>", "POST", "/api/customers/{customer}", SERVER_KEY_ONLY, {"name": "x"}),
+    Case("api/customers/<str:ref>/billing-keys", "GET", "/api/customers/{customer}/billing-keys", SERVER_KEY_ONLY),
+    Case("api/customers/<str:ref>/invoices", "GET", "/api/customers/{customer}/invoices", SERVER_KEY_ONLY),
+    Case("api/customers/<str:ref>/payments", "GET", "/api/customers/{customer}/payments", SERVER_KEY_ONLY),
+    Case("api/events", "GET", "/api/events", SERVER_KEY_ONLY),
     # The finance report (no subscriber data in it, only sums): staff only.
     Case("api/finance/reports", "GET", "/api/finance/reports", expect(401, 403, 403, 200, 200)),
     Case("api/subscriptions/<int:pk>/resume", "POST", "/api/subscriptions/{sub}/resume", api_owner_only(409)),

@@ -25,6 +25,7 @@ from rest_framework.authentication import SessionAuthentication, TokenAuthentica
 from rest_framework.authtoken.models import Token
 
 from billing import clock
+from billing.api.keys import ServerKeyAuthentication
 from billing.models import BillingKey, CardRegistration, Refund, WebhookEvent
 from billing.services.billing_keys import card_registration_prepare
 from billing.views import iamport_webhook, portone_webhook
@@ -306,7 +307,8 @@ def test_only_the_webhook_is_csrf_exempt_when_every_view_in_the_resolver_is_insp
             drf_routes.append(route)
             # DRF: exempt at the Django level by design; only these authenticators may let a caller in.
             for auth in drf_view.authentication_classes:
-                if not issubclass(auth, SessionAuthentication | TokenAuthentication):
+                # A server key is a header the browser never sends by itself: no cookie, so no CSRF to check.
+                if not issubclass(auth, SessionAuthentication | TokenAuthentication | ServerKeyAuthentication):
                     session_without_csrf.append((route, auth.__name__))
                 elif (
                     issubclass(auth, SessionAuthentication)

@@ -84,7 +84,7 @@ def attempt_audit_entry(attempt, now, action, from_status, to_status, reason="",
 
 def attempt_audit(*args, **kwargs) -> AuditLog:
     entry = attempt_audit_entry(*args, **kwargs)
-    entry.save(force_insert=True)
+    audit_records([entry])
     return entry
 
 
