@@ -393,7 +393,3 @@ EVENT_DELIVERY_TIMEOUT = (
     env_float("EVENT_DELIVERY_CONNECT_TIMEOUT", 3.0),
     env_float("EVENT_DELIVERY_READ_TIMEOUT", 10.0),
 )
-# How long a link to the hosted pages (POST /api/customers/{id}/portal-sessions) can be used, once.
-PORTAL_SESSION_TTL_SECONDS = env_int("PORTAL_SESSION_TTL_SECONDS", 300)
-# Where a hosted page may send the user back to (scheme://host prefixes, comma-separated); empty allows none.
-PORTAL_RETURN_URL_ALLOWED = [u.strip() for u in env("PORTAL_RETURN_URL_ALLOWED", "").split(",") if u.strip()]
