@@ -38,7 +38,9 @@ def test_subscriber_registers_a_card_through_the_v2_sdk_and_subscribes_on_porton
     page.goto(f"{live_server.url}/checkout/basic-monthly/")
     page.check("#agree")
     page.click("#register-first")
-    assert page.evaluate("typeof window.PortOne.requestIssueBillingKey") == "function"
+    # The card page loads the V2 stand-in, not Iamport's SDK: wait for the script, not for time.
+    page.wait_for_function("window.PortOne && typeof window.PortOne.requestIssueBillingKey === 'function'")
+    assert page.evaluate("typeof window.IMP") == "undefined"
     page.click("#register-card")
     fill_v2_card(page, "4242-4242-4242-4242")
     page.wait_for_url(f"{live_server.url}/checkout/basic-monthly/")
