@@ -354,3 +354,16 @@ def test_pause_answers_validation_error_when_periods_is_below_one(client_for, su
     assert error_of(response)["fields"]["periods"][0]["code"] == "min_value"
     member.subscription.refresh_from_db()
     assert member.subscription.pause_requested is False
+
+
+def test_a_trial_subscriber_lists_the_consent_question_with_its_terms_when_asked(client_for, subscriber):
+    PlanFactory(code="trial", name_ko="체험", name_en="Trial", amount=12_900, trial_days=14)
+    member = subscriber(plan="trial")
+
+    response = client_for(member.user).get(f"/api/subscriptions/{member.subscription.id}/consents")
+
+    assert response.status_code == 200
+    body = response.json()
+    consents = body["results"] if isinstance(body, dict) and "results" in body else body
+    assert [c["kind"] for c in consents] == ["trial_conversion"]
+    assert "12,900" in str(consents[0])
