@@ -23,7 +23,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -44,7 +43,7 @@ from .errors import (
 )
 from .iamport_mapping import won as _won
 from .iamport_mapping import won_opt as _won_opt
-from .transport import _request_may_have_been_sent, _retry_after
+from .transport import HttpTransport, _request_may_have_been_sent, _retry_after
 
 logger = logging.getLogger("billing.gateway")
 
@@ -94,35 +93,28 @@ class PortOneV2Gateway:
         self.notice_url = notice_url
         self.read_retries = max(int(read_retries), 0)
         self.backoff = backoff
-        self._local = threading.local()
-        self._sessions: list[requests.Session] = []
-        self._sessions_lock = threading.Lock()
+        # Sessions per thread come from the shared transport (billing/gateway/transport.py); V2's request loop
+        # stays here because V2 answers in its own typed errors.
+        self._transport = HttpTransport(
+            name="PortOne",
+            base_url=self.base_url,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            read_retries=read_retries,
+            backoff=backoff,
+            headers={"Accept": "application/json", "User-Agent": USER_AGENT, "Authorization": f"PortOne {api_secret}"},
+            secrets=(api_secret,),
+        )
 
     def __repr__(self) -> str:  # never show the secret
         return f"PortOneV2Gateway(base_url={self.base_url!r}, store_id={self.store_id!r})"
 
     def close(self) -> None:
-        with self._sessions_lock:
-            sessions, self._sessions = self._sessions, []
-        for session in sessions:
-            session.close()
-        self._local = threading.local()
+        """Close every per-thread session opened so far."""
+        self._transport.close()
 
     def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            session.headers.update(
-                {
-                    "Accept": "application/json",
-                    "User-Agent": USER_AGENT,
-                    "Authorization": f"PortOne {self._secret}",
-                }
-            )
-            self._local.session = session
-            with self._sessions_lock:
-                self._sessions.append(session)
-        return session
+        return self._transport.session()
 
     def authenticate(self) -> None:
         """V2 sends the API secret on every call: there is no token to fetch."""
